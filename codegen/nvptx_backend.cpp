@@ -1,0 +1,68 @@
+#include "codegen/nvptx_backend.hpp"
+
+#include <fmt/format.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+
+#include <memory>
+
+#include "codegen/llvm_init.hpp"
+#include "codegen/optimize.hpp"
+#include "ropejit/ropejit.hpp"
+
+namespace ropejit::codegen {
+
+namespace {
+constexpr const char* kTriple = "nvptx64-nvidia-cuda";
+
+std::unique_ptr<llvm::TargetMachine> make_target_machine(const PtxTarget& target) {
+  ensure_llvm_initialized();
+  if (target.ptx_isa > llvm_max_ptx_isa())
+    throw Error(fmt::format("PTX ISA {}.{} requested, but LLVM {} emits at most {}.{}", target.ptx_isa / 10,
+                            target.ptx_isa % 10, LLVM_VERSION_MAJOR, llvm_max_ptx_isa() / 10,
+                            llvm_max_ptx_isa() % 10));
+  std::string error;
+  const auto* t = llvm::TargetRegistry::lookupTarget(kTriple, error);
+  if (!t) throw Error("NVPTX target unavailable in this LLVM: " + error);
+  llvm::TargetOptions options;  // no fast-math: sin/cos never approximated, fma only where written
+  auto cpu = fmt::format("sm_{}", target.sm);
+  auto features = fmt::format("+ptx{}", target.ptx_isa);
+  std::unique_ptr<llvm::TargetMachine> tm(t->createTargetMachine(kTriple, cpu, features, options, std::nullopt,
+                                                                 std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!tm) throw Error(fmt::format("LLVM could not create an NVPTX target machine for {} {}", cpu, features));
+  return tm;
+}
+}  // namespace
+
+int llvm_max_ptx_isa() {
+#if LLVM_VERSION_MAJOR >= 19
+  return 85;
+#else
+#error "ropejit needs LLVM 19 or newer"
+#endif
+}
+
+void configure_nvptx_module(llvm::Module& module, const PtxTarget& target) {
+  auto tm = make_target_machine(target);
+  module.setTargetTriple(kTriple);
+  module.setDataLayout(tm->createDataLayout());
+}
+
+std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
+  auto tm = make_target_machine(target);
+  module.setTargetTriple(kTriple);
+  module.setDataLayout(tm->createDataLayout());
+  optimize_module(module, *tm);
+
+  llvm::SmallString<0> ptx;
+  llvm::raw_svector_ostream os(ptx);
+  llvm::legacy::PassManager pm;
+  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+    throw Error("the NVPTX backend cannot emit assembly");
+  pm.run(module);
+  return std::string(ptx.str());
+}
+
+}  // namespace ropejit::codegen

@@ -1,0 +1,19 @@
+// What the backends produce, without LLVM's headers: code above codegen/ includes only this.
+#pragma once
+
+#include <cstdint>
+
+namespace ropejit::codegen {
+
+struct PtxTarget {
+  int sm = 90;       // compute capability, e.g. 80, 90
+  int ptx_isa = 85;  // e.g. 85 for PTX ISA 8.5
+};
+
+// Highest PTX ISA this LLVM's NVPTX backend can emit (LLVM 19: 8.5).
+int llvm_max_ptx_isa();
+
+// void grid(void** params, i64 programs, i32 threads_per_program); params as for cuLaunchKernel.
+using HostGridFn = void (*)(void** params, int64_t programs, int32_t threads);
+
+}  // namespace ropejit::codegen

@@ -1,0 +1,215 @@
+// ropejit: JIT-generated Rotary Positional Embedding kernels.
+//
+// The whole public API. Tensors are strided views [batch, seq, heads, head_dim] with any batch, seq
+// and head stride (innermost stride 1), so [B,S,H,D], [S,B,H,D] and [B,H,S,D] storage all work
+// without copies. One program (CTA) per token; the kernel is specialised on everything in RopeSpec.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ropejit {
+
+// Every failure: bad arguments, no driver, PTX the driver rejects. The message names the problem.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class DType : uint8_t { f32, f16, bf16, i32, i64 };
+const char* dtype_name(DType t);
+int dtype_size(DType t);
+
+// Host conversions, round to nearest even (as the kernels round).
+uint16_t float_to_bf16(float v);
+float bf16_to_float(uint16_t bits);
+uint16_t float_to_f16(float v);
+float f16_to_float(uint16_t bits);
+// Element i of a host array of float dtype `t`, widened to double; and the reverse, rounded once.
+double load_as_double(DType t, const void* data, int64_t i);
+void store_from_double(DType t, void* data, int64_t i, double v);
+
+enum class RopeStyle : uint8_t {
+  neox,  // rotate the two halves: (x[i], x[i + R/2])
+  gptj,  // rotate interleaved pairs: (x[2i], x[2i + 1])
+};
+
+// Where the kernel runs. `host` compiles the same IR for this CPU (LLVM ORC) and runs the whole grid
+// there; pointers are then host pointers. `cuda` pointers are device pointers.
+enum class Backend : uint8_t { cuda, host };
+
+// A strided view [batch, seq, heads, head_dim]; strides are in elements.
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::bf16;
+  int64_t batch = 1, seq = 0, heads = 0, head_dim = 0;
+  int64_t stride_batch = 0, stride_seq = 0, stride_head = 0;
+
+  // Contiguous [batch, seq, heads, head_dim] storage.
+  static TensorView bshd(void* data, DType dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim);
+  // Contiguous [seq, batch, heads, head_dim] storage.
+  static TensorView sbhd(void* data, DType dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim);
+  // Contiguous [batch, heads, seq, head_dim] storage.
+  static TensorView bhsd(void* data, DType dtype, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim);
+  int64_t tokens() const { return batch * seq; }
+};
+
+// Position of token (b, s): `offset + s`, or ids[b * seq + s] (int32 or int64, contiguous [batch, seq]).
+struct Positions {
+  int64_t offset = 0;
+  const void* ids = nullptr;  // when set, offset is ignored
+  DType ids_dtype = DType::i32;
+  static Positions contiguous(int64_t offset) { return Positions{offset, nullptr, DType::i32}; }
+  static Positions from_ids(const void* ids, DType dtype) { return Positions{0, ids, dtype}; }
+};
+
+// cos/sin tables, each [max_position, rotary_dim / 2] contiguous, f32 or bf16, in the backend's memory.
+struct CosSinTable {
+  const void* cos = nullptr;
+  const void* sin = nullptr;
+  DType dtype = DType::f32;
+  int64_t max_position = 0;
+  int64_t rotary_dim = 0;
+};
+
+// A table built on the host in fp64 (angle p * theta^(-2i/R), cos/sin in fp64, rounded once to the
+// table dtype) and uploaded once. Owns its memory.
+class RopeTable {
+ public:
+  RopeTable(Backend backend, int64_t max_position, int64_t rotary_dim, double theta = 10000.0,
+            DType dtype = DType::f32, int device = 0);
+  ~RopeTable();
+  RopeTable(RopeTable&&) noexcept;
+  RopeTable& operator=(RopeTable&&) noexcept;
+  RopeTable(const RopeTable&) = delete;
+  RopeTable& operator=(const RopeTable&) = delete;
+
+  const CosSinTable& view() const { return view_; }
+  Backend backend() const { return backend_; }
+  // The host copy the table was uploaded from (raw table-dtype bytes, cos then sin).
+  const std::vector<uint8_t>& host_cos() const { return host_cos_; }
+  const std::vector<uint8_t>& host_sin() const { return host_sin_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Backend backend_;
+  CosSinTable view_;
+  std::vector<uint8_t> host_cos_, host_sin_;
+};
+
+struct RopeOptions {
+  RopeStyle style = RopeStyle::neox;
+  int64_t rotary_dim = 0;  // 0 = head_dim
+  Backend backend = Backend::cuda;
+  // Out of place when set: rotated values and the unchanged part past rotary_dim go here.
+  std::optional<TensorView> q_out, k_out;
+  // Cap on threads per program (0 = heuristic); the autotuner's and tests' hook.
+  int threads = 0;
+  // Vector width in elements (0 = widest the pointers and strides allow, up to 16 bytes).
+  int vector_width = 0;
+  // Heads whose loads are issued together (0 = heuristic).
+  int unroll = 0;
+  // The device whose primary context is used when no context is current (cuda backend).
+  int device = 0;
+};
+
+// Rotates q (and k, when given) in place, or into options.q_out / k_out. `stream` is a CUstream
+// (nullptr = the legacy default stream); it is ignored by the host backend. For the cuda backend the
+// current context is used, or device 0's primary context when none is current.
+// Throws Error, writing nothing, on bad input.
+void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                const CosSinTable& table, const RopeOptions& options, void* stream = nullptr);
+
+// ---- The fp64 reference, for checking kernels (host memory only) ----
+
+// cos/sin as doubles, [max_position, rotary_dim / 2].
+struct ReferenceTable {
+  int64_t max_position = 0, rotary_dim = 0;
+  std::vector<double> cos, sin;
+  // Angles and cos/sin in fp64, never rounded to a table dtype.
+  static ReferenceTable exact(int64_t max_position, int64_t rotary_dim, double theta);
+  // The values a table holds (host memory), widened to fp64: what a kernel reading it should use.
+  static ReferenceTable from(const CosSinTable& host_table);
+};
+
+// Expected output of one tensor, dense [batch, seq, heads, head_dim].
+struct ReferenceResult {
+  std::vector<double> value;
+  // Per element |x1 cos| + |x2 sin|: the scale of the fp32 arithmetic's error; 0 where the element
+  // passes through unchanged (it must then be bit-exact).
+  std::vector<double> scale;
+};
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               RopeStyle style, int64_t rotary_dim);
+
+// Compares a kernel's output view (host memory) with the reference. Tolerance per element:
+// 2^-22 * scale for the fp32 arithmetic, plus half an ulp of the output dtype (f16/bf16 rounding).
+struct Comparison {
+  int64_t checked = 0, mismatches = 0;
+  double max_error_in_tolerances = 0;  // worst |out - ref| / tolerance (<= 1 passes)
+  std::string first_mismatch;           // "[b,s,h,d]: got .. expected .." when any
+  bool ok() const { return mismatches == 0 && checked > 0; }
+};
+Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref);
+
+// What happened behind apply_rope, for tests and tools.
+struct Stats {
+  uint64_t kernels_generated = 0;  // LLVM code generations (NVPTX or host)
+  uint64_t modules_loaded = 0;     // cuModuleLoadDataEx calls
+  uint64_t memory_hits = 0;        // launches served from the in-memory cache
+  double last_codegen_ms = 0;      // IR -> PTX (or host code) of the last generation
+  double last_load_ms = 0;         // driver load (PTX JIT) of the last module
+};
+Stats stats();
+
+// Facts about the GPU, or why there is none.
+struct DeviceInfo {
+  bool available = false;
+  std::string reason;  // why not, when unavailable
+  std::string name;
+  int sm = 0;          // e.g. 90
+  int driver_version = 0;  // e.g. 13000
+  int ptx_isa = 0;     // chosen PTX ISA, e.g. 85
+  int multiprocessors = 0;
+};
+DeviceInfo device_info(int device = 0);
+
+// Device memory in the current context (or device `device`'s primary one), for examples, tools and
+// tests. RAII; copies are synchronous.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes, int device = 0);
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& o) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return reinterpret_cast<void*>(ptr_); }
+  size_t size() const { return bytes_; }
+  void upload(const void* src, size_t bytes, size_t offset = 0);
+  void download(void* dst, size_t bytes, size_t offset = 0) const;
+  void fill(uint8_t byte);
+  // Device-to-device copy of `bytes` from `src` (asynchronous on `stream`).
+  void copy_from(const DeviceBuffer& src, size_t bytes, void* stream = nullptr);
+
+ private:
+  uint64_t ptr_ = 0;
+  size_t bytes_ = 0;
+};
+
+// GPU time of `fn` (which enqueues work on `stream`): `warmup` untimed runs, then `reps` runs each
+// between two events. Returns every sample in milliseconds, sorted.
+std::vector<double> time_gpu_ms(const std::function<void()>& fn, int warmup, int reps, void* stream = nullptr);
+// The same through a CUDA graph: fn is captured once on a new stream, then the graph is replayed.
+std::vector<double> time_graph_ms(const std::function<void(void* stream)>& fn, int warmup, int reps);
+void synchronize();
+
+}  // namespace ropejit

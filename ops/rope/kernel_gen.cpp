@@ -1,0 +1,242 @@
+#include "ops/rope/kernel_gen.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/rope/kernel_args.hpp"
+
+namespace ropejit::rope {
+
+using codegen::CacheHint;
+using codegen::KernelBuilder;
+using codegen::Param;
+using codegen::ParamKind;
+using llvm::Value;
+
+namespace {
+
+// Parameter indices, matching KernelArgs::pointers().
+enum Arg : size_t {
+  kQIn, kQOut, kKIn, kKOut, kCos, kSin, kPosIds, kPosOffset, kSeqLen, kMaxPos,
+  kQInStrides = 10, kQOutStrides = 13, kKInStrides = 16, kKOutStrides = 19,
+};
+
+std::vector<Param> kernel_params(const RopeSpec& spec) {
+  // In place the kernel reads and writes through the out pointers only, so each is still noalias.
+  bool oop = !spec.in_place;
+  std::vector<Param> p = {
+      {"q_in", ParamKind::ptr, oop, true},   {"q_out", ParamKind::ptr, true, false},
+      {"k_in", ParamKind::ptr, oop, true},   {"k_out", ParamKind::ptr, true, false},
+      {"cos", ParamKind::ptr, true, true},   {"sin", ParamKind::ptr, true, true},
+      {"position_ids", ParamKind::ptr, true, true},
+      {"position_offset", ParamKind::i64},   {"seq_len", ParamKind::i64}, {"max_position", ParamKind::i64},
+  };
+  for (const char* t : {"q_in", "q_out", "k_in", "k_out"})
+    for (const char* d : {"batch", "seq", "head"}) p.push_back({std::string(t) + "_stride_" + d, ParamKind::i64});
+  static_assert(KernelArgs::kCount == 22);
+  return p;
+}
+
+class RopeKernel {
+ public:
+  RopeKernel(KernelBuilder& kb, const RopeSpec& spec, const LaunchConfig& config)
+      : kb_(kb), ir_(kb.ir()), spec_(spec), config_(config), map_(mapping(spec, config)) {}
+
+  void emit() {
+    Value* pid = kb_.program_id();
+    Value* tid = kb_.thread_id();
+    Value* seq_len = kb_.param(kSeqLen);
+    batch_ = ir_.CreateUDiv(pid, seq_len);
+    seq_ = ir_.CreateSub(pid, ir_.CreateMul(batch_, seq_len));
+
+    Value* pos = nullptr;
+    if (spec_.positions == PositionKind::offset) {
+      pos = ir_.CreateAdd(kb_.param(kPosOffset), seq_);
+    } else {
+      DType t = spec_.positions == PositionKind::ids_i32 ? DType::i32 : DType::i64;
+      pos = kb_.load_index(t, kb_.element_ptr(t, kb_.param(kPosIds), pid));
+    }
+    // A position outside the table (negative ones too, as unsigned) leaves the token untouched:
+    // nothing out of bounds is read or written.
+    kb_.return_if(ir_.CreateICmpUGE(pos, kb_.param(kMaxPos)));
+
+    chunk_ = ir_.CreateURem(tid, kb_.i64(map_.chunks));
+    group_ = ir_.CreateUDiv(tid, kb_.i64(map_.chunks));
+    kb_.return_if(ir_.CreateICmpUGE(group_, kb_.i64(map_.groups)));
+    compute_pass_offsets();
+
+    // cos/sin of this chunk's W pairs: loaded once, reused for every head.
+    Value* row = ir_.CreateAdd(ir_.CreateMul(pos, kb_.i64(map_.pairs)), ir_.CreateMul(chunk_, kb_.i64(map_.width)));
+    unsigned tab_align = std::min(16u, unsigned(map_.width * dtype_size(spec_.table_dtype)));
+    cos_ = kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kCos), row), map_.width,
+                        tab_align, CacheHint::readonly);
+    sin_ = kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kSin), row), map_.width,
+                        tab_align, CacheHint::readonly);
+
+    tensor(kQIn, kQOut, kQInStrides, kQOutStrides, spec_.q_heads);
+    if (spec_.k_heads > 0) tensor(kKIn, kKOut, kKInStrides, kKOutStrides, spec_.k_heads);
+  }
+
+ private:
+  struct Access {
+    Value* in_base;   // element offset of the head's first element, input
+    Value* out_base;  // and output
+    Value* valid;     // head < heads, or nullptr when always true
+    std::vector<Value*> x;  // loaded rotary parts, f32
+    std::vector<Value*> pass;  // loaded pass-through parts, raw
+  };
+
+  Value* token_offset(size_t strides) {
+    return ir_.CreateAdd(ir_.CreateMul(batch_, kb_.param(strides)), ir_.CreateMul(seq_, kb_.param(strides + 1)));
+  }
+
+  unsigned x_align(int width) const { return unsigned(width * dtype_size(spec_.dtype)); }
+
+  // Element offsets (within a head) of the W-element accesses of this lane's chunk.
+  std::vector<Value*> rotary_offsets() {
+    Value* cw = ir_.CreateMul(chunk_, kb_.i64(map_.width));
+    if (spec_.style == RopeStyle::neox) return {cw, ir_.CreateAdd(cw, kb_.i64(map_.pairs))};
+    Value* start = ir_.CreateMul(cw, kb_.i64(2));
+    return {start, ir_.CreateAdd(start, kb_.i64(map_.width))};
+  }
+
+  void tensor(size_t in_arg, size_t out_arg, size_t in_strides, size_t out_strides, int heads) {
+    // In place reads through the out pointer and strides (they equal the in ones).
+    if (spec_.in_place) {
+      in_arg = out_arg;
+      in_strides = out_strides;
+    }
+    Value* in_ptr = kb_.param(in_arg);
+    Value* out_ptr = kb_.param(out_arg);
+    Value* in_tok = token_offset(in_strides);
+    Value* out_tok = token_offset(out_strides);
+    Value* in_head_stride = kb_.param(in_strides + 2);
+    Value* out_head_stride = kb_.param(out_strides + 2);
+    const int groups = map_.groups;
+    const int iters = (heads + groups - 1) / groups;
+    const int unroll = std::min(config_.unroll, iters);
+    const bool masked = heads % groups != 0 || iters % unroll != 0;
+    const auto offsets = rotary_offsets();
+    const CacheHint in_hint = spec_.in_place ? CacheHint::normal : CacheHint::readonly;
+
+    kb_.for_range(kb_.i64(0), kb_.i64(iters), unroll, [&](Value* it) {
+      // Issue every load of `unroll` heads before the first store, so they are in flight together.
+      // Heads past the end load a valid head (clamped) and skip their stores.
+      std::vector<Access> acc(unroll);
+      for (int u = 0; u < unroll; ++u) {
+        Value* head = ir_.CreateAdd(group_, ir_.CreateMul(ir_.CreateAdd(it, kb_.i64(u)), kb_.i64(groups)));
+        Access& a = acc[u];
+        a.valid = nullptr;
+        if (masked) {
+          a.valid = ir_.CreateICmpULT(head, kb_.i64(heads));
+          head = ir_.CreateSelect(a.valid, head, kb_.i64(heads - 1));
+        }
+        a.in_base = ir_.CreateAdd(in_tok, ir_.CreateMul(head, in_head_stride));
+        a.out_base = ir_.CreateAdd(out_tok, ir_.CreateMul(head, out_head_stride));
+        for (Value* off : offsets)
+          a.x.push_back(kb_.load_f32(spec_.dtype, kb_.element_ptr(spec_.dtype, in_ptr, ir_.CreateAdd(a.in_base, off)),
+                                     map_.width, x_align(map_.width), in_hint));
+        for (Value* off : pass_offsets_)
+          a.pass.push_back(kb_.load_raw(spec_.dtype,
+                                        kb_.element_ptr(spec_.dtype, in_ptr, ir_.CreateAdd(a.in_base, off)),
+                                        map_.pass_width, x_align(map_.pass_width), CacheHint::readonly));
+      }
+      for (Access& a : acc) {
+        auto store = [&] {
+          auto y = rotate(a.x);
+          for (size_t i = 0; i < offsets.size(); ++i)
+            kb_.store_f32(spec_.dtype, y[i], kb_.element_ptr(spec_.dtype, out_ptr, ir_.CreateAdd(a.out_base, offsets[i])),
+                          x_align(map_.width), CacheHint::normal);
+          store_pass(a, out_ptr);
+        };
+        if (a.valid)
+          kb_.if_then(a.valid, store);
+        else
+          store();
+      }
+    });
+  }
+
+  // Pass-through (out of place, rotary_dim < head_dim): lane c copies chunks c, c + C, ... of the
+  // elements [rotary_dim, head_dim). Offsets past the end are clamped; their stores are skipped.
+  void compute_pass_offsets() {
+    std::vector<Value*> offs;
+    pass_valid_.clear();
+    for (int j = 0; j * map_.chunks < map_.pass_chunks; ++j) {
+      Value* idx = ir_.CreateAdd(chunk_, kb_.i64(j * map_.chunks));
+      Value* valid = nullptr;
+      if ((j + 1) * map_.chunks > map_.pass_chunks) {
+        valid = ir_.CreateICmpULT(idx, kb_.i64(map_.pass_chunks));
+        idx = ir_.CreateSelect(valid, idx, kb_.i64(map_.pass_chunks - 1));
+      }
+      pass_valid_.push_back(valid);
+      offs.push_back(ir_.CreateAdd(kb_.i64(spec_.rotary_dim), ir_.CreateMul(idx, kb_.i64(map_.pass_width))));
+    }
+    pass_offsets_ = offs;
+  }
+
+  void store_pass(const Access& a, Value* out_ptr) {
+    for (size_t j = 0; j < a.pass.size(); ++j) {
+      auto st = [&] {
+        kb_.store_raw(a.pass[j],
+                      kb_.element_ptr(spec_.dtype, out_ptr, ir_.CreateAdd(a.out_base, pass_offsets_[j])),
+                      x_align(map_.pass_width), CacheHint::normal);
+      };
+      if (pass_valid_[j])
+        kb_.if_then(pass_valid_[j], st);
+      else
+        st();
+    }
+  }
+
+  // (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) in f32, one fma each, rounded once on store.
+  std::vector<Value*> rotate(const std::vector<Value*>& x) {
+    const unsigned w = unsigned(map_.width);
+    Value *x1, *x2;
+    if (spec_.style == RopeStyle::neox) {
+      x1 = x[0];
+      x2 = x[1];
+    } else {  // deinterleave the 2W elements into evens and odds
+      std::vector<int> all(2 * w), evens(w), odds(w);
+      for (unsigned i = 0; i < 2 * w; ++i) all[i] = int(i);
+      for (unsigned i = 0; i < w; ++i) evens[i] = int(2 * i), odds[i] = int(2 * i + 1);
+      Value* cat = ir_.CreateShuffleVector(x[0], x[1], all);
+      x1 = ir_.CreateShuffleVector(cat, evens);
+      x2 = ir_.CreateShuffleVector(cat, odds);
+    }
+    Value* y1 = kb_.fma(x1, cos_, ir_.CreateFNeg(ir_.CreateFMul(x2, sin_)));
+    Value* y2 = kb_.fma(x2, cos_, ir_.CreateFMul(x1, sin_));
+    if (spec_.style == RopeStyle::neox) return {y1, y2};
+    std::vector<int> inter(2 * w), lo(w), hi(w);
+    for (unsigned i = 0; i < w; ++i) inter[2 * i] = int(i), inter[2 * i + 1] = int(w + i), lo[i] = int(i), hi[i] = int(w + i);
+    Value* out = ir_.CreateShuffleVector(y1, y2, inter);
+    return {ir_.CreateShuffleVector(out, lo), ir_.CreateShuffleVector(out, hi)};
+  }
+
+  KernelBuilder& kb_;
+  llvm::IRBuilder<>& ir_;
+  const RopeSpec& spec_;
+  const LaunchConfig& config_;
+  Mapping map_;
+  Value* batch_ = nullptr;
+  Value* seq_ = nullptr;
+  Value* chunk_ = nullptr;
+  Value* group_ = nullptr;
+  Value* cos_ = nullptr;
+  Value* sin_ = nullptr;
+  std::vector<Value*> pass_offsets_;
+  std::vector<Value*> pass_valid_;
+};
+
+}  // namespace
+
+std::string generate_rope_kernel(llvm::Module& module, codegen::Target target, const RopeSpec& spec,
+                                 const LaunchConfig& config, const std::string& name) {
+  spec.validate();
+  validate_config(spec, config);
+  KernelBuilder kb(module, target, name, kernel_params(spec), config.threads);
+  RopeKernel(kb, spec, config).emit();
+  return kb.finish();
+}
+
+}  // namespace ropejit::rope

@@ -1,0 +1,126 @@
+#include "ops/rope/launch.hpp"
+
+#include <fmt/format.h>
+#include <llvm/ADT/Hashing.h>
+
+#include <chrono>
+#include <memory>
+
+#include "codegen/nvptx_backend.hpp"
+#include "ops/rope/compile.hpp"
+#include "ops/stats.hpp"
+#include "runtime/context.hpp"
+#include "runtime/driver_api.hpp"
+#include "runtime/module.hpp"
+#include "runtime/once_cache.hpp"
+
+namespace ropejit::rope {
+
+namespace {
+
+struct HostKey {
+  RopeSpec spec;
+  LaunchConfig config;
+  bool operator==(const HostKey&) const = default;
+};
+struct HostKeyHash {
+  size_t operator()(const HostKey& k) const { return llvm::hash_combine(hash_value(k.spec), hash_value(k.config)); }
+};
+
+struct CudaKey {
+  CUcontext ctx;
+  RopeSpec spec;
+  LaunchConfig config;
+  bool operator==(const CudaKey&) const = default;
+};
+struct CudaKeyHash {
+  size_t operator()(const CudaKey& k) const {
+    return llvm::hash_combine(k.ctx, hash_value(k.spec), hash_value(k.config));
+  }
+};
+
+struct CudaKernel {
+  std::shared_ptr<runtime::Module> module;
+  CUfunction function = nullptr;
+};
+
+int minimum_ptx_isa(int sm) {
+  if (sm >= 100) return 86;
+  if (sm >= 90) return 78;
+  if (sm >= 89) return 78;
+  if (sm >= 87) return 74;
+  if (sm >= 86) return 71;
+  return 70;
+}
+
+}  // namespace
+
+LaunchConfig choose_config(const Plan& plan, const RopeOptions& options) {
+  LaunchConfig c = heuristic_config(plan.spec, plan.width_cap);
+  if (options.vector_width) {
+    if (options.vector_width > plan.width_cap)
+      throw Error(fmt::format("vector_width {} needs every q/k pointer and stride aligned to {} bytes and table rows "
+                              "to match; these tensors allow at most {}",
+                              options.vector_width, options.vector_width * dtype_size(plan.spec.dtype), plan.width_cap));
+    c = heuristic_config(plan.spec, options.vector_width);  // threads and unroll to suit the width
+    c.vector_width = options.vector_width;
+  }
+  if (options.threads) c.threads = options.threads;
+  if (options.unroll) c.unroll = options.unroll;
+  validate_config(plan.spec, c);
+  return c;
+}
+
+void launch_host(Plan& plan, const LaunchConfig& config) {
+  static runtime::OnceCache<HostKey, codegen::HostGridFn, HostKeyHash> cache;
+  bool built = false;
+  auto fn = cache.get(HostKey{plan.spec, config}, [&] { return generate_host(plan.spec, config); }, &built);
+  if (!built) record_memory_hit();
+  auto params = plan.args.pointers();
+  fn(params.data(), plan.tokens, config.threads);
+}
+
+codegen::PtxTarget current_ptx_target() {
+  const auto& props = runtime::current_device_props();
+  int driver_isa = runtime::driver_max_ptx_isa(runtime::driver().version);
+  codegen::PtxTarget t{props.sm, std::min(codegen::llvm_max_ptx_isa(), driver_isa)};
+  if (t.ptx_isa < minimum_ptx_isa(props.sm))
+    throw Error(fmt::format("the CUDA driver (version {}) accepts PTX ISA up to {}.{}, but {} (sm_{}) needs {}.{}: "
+                            "update the driver",
+                            runtime::driver().version, driver_isa / 10, driver_isa % 10, props.name, props.sm,
+                            minimum_ptx_isa(props.sm) / 10, minimum_ptx_isa(props.sm) % 10));
+  return t;
+}
+
+void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* stream) {
+  static runtime::OnceCache<CudaKey, CudaKernel, CudaKeyHash> cache;
+  const auto& d = runtime::driver();
+  CUcontext ctx = runtime::ensure_context(device);
+  auto cu_stream = static_cast<CUstream>(stream);
+  bool built = false;
+  const CudaKernel& kernel = cache.get(
+      CudaKey{ctx, plan.spec, config},
+      [&] {
+        // Never compile or load while the stream is captured into a graph.
+        CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+        runtime::check(d.cuStreamIsCapturing(cu_stream, &status), "cuStreamIsCapturing");
+        if (status != CU_STREAM_CAPTURE_STATUS_NONE)
+          throw Error(fmt::format("kernel {} is not compiled yet and the stream is being captured into a CUDA graph: "
+                                  "call apply_rope once with the same shapes before capturing",
+                                  kernel_symbol(plan.spec, config)));
+        auto ptx = generate_ptx(plan.spec, config, current_ptx_target());
+        auto t0 = std::chrono::steady_clock::now();
+        auto module = std::make_shared<runtime::Module>(runtime::Module::load(ptx, kernel_symbol(plan.spec, config)));
+        CudaKernel k{module, module->function(kernel_symbol(plan.spec, config))};
+        record_module_load(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        return k;
+      },
+      &built);
+  if (!built) record_memory_hit();
+  auto params = plan.args.pointers();
+  runtime::check(d.cuLaunchKernel(kernel.function, unsigned(plan.tokens), 1, 1, unsigned(config.threads), 1, 1, 0,
+                                  cu_stream, params.data(), nullptr),
+                 "cuLaunchKernel");
+}
+
+}  // namespace ropejit::rope

@@ -1,0 +1,21 @@
+// Running a planned RoPE call: pick the config, find (or build) the kernel, launch it.
+#pragma once
+
+#include "codegen/targets.hpp"
+#include "ops/rope/plan.hpp"
+
+namespace ropejit::rope {
+
+// The config for a plan: the caller's overrides (checked), else the heuristic.
+LaunchConfig choose_config(const Plan& plan, const RopeOptions& options);
+
+// The host backend: JIT for this CPU (once per spec + config), then the whole grid.
+void launch_host(Plan& plan, const LaunchConfig& config);
+// The cuda backend: PTX once per (context, spec + config), loaded once, launched on `stream`.
+void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* stream);
+
+// The PTX target of the current context's device: its sm, and the highest PTX ISA both LLVM and the
+// driver accept. Throws when the driver is too old for the device.
+codegen::PtxTarget current_ptx_target();
+
+}  // namespace ropejit::rope

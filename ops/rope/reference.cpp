@@ -1,0 +1,114 @@
+// The fp64 reference: the definition every kernel is checked against.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "ropejit/ropejit.hpp"
+
+namespace ropejit {
+
+ReferenceTable ReferenceTable::exact(int64_t max_position, int64_t rotary_dim, double theta) {
+  ReferenceTable t;
+  t.max_position = max_position;
+  t.rotary_dim = rotary_dim;
+  const int64_t half = rotary_dim / 2;
+  t.cos.resize(size_t(max_position * half));
+  t.sin.resize(size_t(max_position * half));
+  for (int64_t p = 0; p < max_position; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      double angle = double(p) * std::pow(theta, -2.0 * double(i) / double(rotary_dim));
+      t.cos[size_t(p * half + i)] = std::cos(angle);
+      t.sin[size_t(p * half + i)] = std::sin(angle);
+    }
+  return t;
+}
+
+ReferenceTable ReferenceTable::from(const CosSinTable& host) {
+  ReferenceTable t;
+  t.max_position = host.max_position;
+  t.rotary_dim = host.rotary_dim;
+  const int64_t n = host.max_position * (host.rotary_dim / 2);
+  t.cos.resize(size_t(n));
+  t.sin.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) {
+    t.cos[size_t(i)] = load_as_double(host.dtype, host.cos, i);
+    t.sin[size_t(i)] = load_as_double(host.dtype, host.sin, i);
+  }
+  return t;
+}
+
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               RopeStyle style, int64_t rotary_dim) {
+  if (rotary_dim != table.rotary_dim) throw Error("reference: table rotary_dim differs");
+  const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
+  ReferenceResult r;
+  const size_t n = size_t(x.batch * x.seq * x.heads * D);
+  r.value.resize(n);
+  r.scale.resize(n);
+  std::vector<double> row(static_cast<size_t>(D));
+  size_t o = 0;
+  for (int64_t b = 0; b < x.batch; ++b)
+    for (int64_t s = 0; s < x.seq; ++s) {
+      int64_t pos = positions.ids ? int64_t(load_as_double(positions.ids_dtype, positions.ids, b * x.seq + s))
+                                  : positions.offset + s;
+      if (pos < 0 || pos >= table.max_position)
+        throw Error(fmt::format("reference: position {} of token ({}, {}) is outside the table", pos, b, s));
+      const double* c = &table.cos[size_t(pos * P)];
+      const double* sn = &table.sin[size_t(pos * P)];
+      for (int64_t h = 0; h < x.heads; ++h) {
+        int64_t base = b * x.stride_batch + s * x.stride_seq + h * x.stride_head;
+        for (int64_t d = 0; d < D; ++d) row[size_t(d)] = load_as_double(x.dtype, x.data, base + d);
+        for (int64_t d = 0; d < D; ++d, ++o) {
+          if (d >= R) {
+            r.value[o] = row[size_t(d)];
+            r.scale[o] = 0;
+            continue;
+          }
+          int64_t i = style == RopeStyle::neox ? d % P : d / 2;
+          bool first = style == RopeStyle::neox ? d < P : d % 2 == 0;
+          double x1 = style == RopeStyle::neox ? row[size_t(i)] : row[size_t(2 * i)];
+          double x2 = style == RopeStyle::neox ? row[size_t(i + P)] : row[size_t(2 * i + 1)];
+          r.value[o] = first ? x1 * c[i] - x2 * sn[i] : x2 * c[i] + x1 * sn[i];
+          r.scale[o] = first ? std::fabs(x1 * c[i]) + std::fabs(x2 * sn[i]) : std::fabs(x2 * c[i]) + std::fabs(x1 * sn[i]);
+        }
+      }
+    }
+  return r;
+}
+
+namespace {
+// Half an ulp of `t` at magnitude v (subnormals included).
+double half_ulp(DType t, double v) {
+  int mant = t == DType::bf16 ? 7 : t == DType::f16 ? 10 : 23;
+  int min_exp = t == DType::f16 ? -14 : -126;
+  int e = v > 0 ? std::ilogb(v) : min_exp;
+  if (e < min_exp) e = min_exp;
+  return std::ldexp(1.0, e - mant - 1);
+}
+}  // namespace
+
+Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref) {
+  Comparison c;
+  const int64_t D = out.head_dim;
+  size_t o = 0;
+  for (int64_t b = 0; b < out.batch; ++b)
+    for (int64_t s = 0; s < out.seq; ++s)
+      for (int64_t h = 0; h < out.heads; ++h)
+        for (int64_t d = 0; d < D; ++d, ++o) {
+          double got = load_as_double(out.dtype, out.data, b * out.stride_batch + s * out.stride_seq + h * out.stride_head + d);
+          double want = ref.value[o];
+          double tol = ref.scale[o] == 0 ? 0 : std::ldexp(ref.scale[o], -22) + half_ulp(out.dtype, std::max(std::fabs(want), std::fabs(got)));
+          double err = std::fabs(got - want);
+          ++c.checked;
+          bool bad = !(err <= tol);  // NaN fails
+          if (!bad && tol > 0) c.max_error_in_tolerances = std::max(c.max_error_in_tolerances, err / tol);
+          if (bad) {
+            if (c.mismatches++ == 0)
+              c.first_mismatch = fmt::format("[{},{},{},{}]: got {:.9g}, expected {:.9g} (tolerance {:.3g})", b, s, h, d,
+                                             got, want, tol);
+          }
+        }
+  return c;
+}
+
+}  // namespace ropejit

@@ -1,0 +1,111 @@
+#include "ops/rope/spec.hpp"
+
+#include <fmt/format.h>
+#include <llvm/ADT/Hashing.h>
+
+#include <algorithm>
+#include <numeric>
+
+namespace ropejit::rope {
+
+namespace {
+bool is_pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
+const char* style_name(RopeStyle s) { return s == RopeStyle::neox ? "neox" : "gptj"; }
+const char* positions_name(PositionKind p) {
+  switch (p) {
+    case PositionKind::offset: return "offset";
+    case PositionKind::ids_i32: return "ids32";
+    case PositionKind::ids_i64: return "ids64";
+  }
+  return "?";
+}
+bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+}  // namespace
+
+void RopeSpec::validate() const {
+  if (head_dim <= 0 || head_dim % 2 || head_dim > 512)
+    throw Error(fmt::format("head_dim {} is not supported: it must be even, between 2 and 512", head_dim));
+  if (rotary_dim <= 0 || rotary_dim % 2)
+    throw Error(fmt::format("rotary_dim {} is not supported: it must be even and positive", rotary_dim));
+  if (rotary_dim > head_dim)
+    throw Error(fmt::format("rotary_dim {} is larger than head_dim {}", rotary_dim, head_dim));
+  if (!is_float(dtype))
+    throw Error(fmt::format("q/k dtype {} is not supported: use f32, f16 or bf16", dtype_name(dtype)));
+  if (table_dtype != DType::f32 && table_dtype != DType::bf16)
+    throw Error(fmt::format("cos/sin table dtype {} is not supported: use f32 or bf16", dtype_name(table_dtype)));
+  if (q_heads <= 0) throw Error(fmt::format("q heads {} must be positive", q_heads));
+  if (k_heads < 0) throw Error(fmt::format("k heads {} must not be negative", k_heads));
+}
+
+std::string RopeSpec::key() const {
+  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}", style_name(style), head_dim, rotary_dim,
+                     dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
+                     positions_name(positions));
+}
+
+std::string LaunchConfig::key() const { return fmt::format("t{}.w{}.u{}", threads, vector_width, unroll); }
+
+int max_vector_width(const RopeSpec& spec) {
+  int w = 16 / dtype_size(spec.dtype);
+  while (spec.pairs() % w) w /= 2;
+  return w;
+}
+
+Mapping mapping(const RopeSpec& spec, const LaunchConfig& config) {
+  Mapping m{};
+  m.pairs = spec.pairs();
+  m.width = config.vector_width;
+  m.chunks = m.pairs / m.width;
+  m.groups = std::max(1, config.threads / m.chunks);
+  m.pass_width = 0;
+  m.pass_chunks = 0;
+  if (!spec.in_place && spec.rotary_dim < spec.head_dim) {
+    int g = std::gcd(spec.rotary_dim, spec.head_dim);
+    int w = m.width;
+    while (g % w) w /= 2;
+    m.pass_width = w;
+    m.pass_chunks = (spec.head_dim - spec.rotary_dim) / w;
+  }
+  return m;
+}
+
+void validate_config(const RopeSpec& spec, const LaunchConfig& c) {
+  int widest = 16 / dtype_size(spec.dtype);
+  if (!is_pow2(c.vector_width) || c.vector_width > widest || spec.pairs() % c.vector_width)
+    throw Error(fmt::format("vector width {} does not fit {}: it must be a power of two of at most 16 bytes that "
+                            "divides rotary_dim/2 = {}",
+                            c.vector_width, spec.key(), spec.pairs()));
+  int chunks = spec.pairs() / c.vector_width;
+  if (!is_pow2(c.threads) || c.threads > 1024 || c.threads < chunks)
+    throw Error(fmt::format("{} threads per program do not fit {}: a power of two from {} to 1024 is needed",
+                            c.threads, spec.key(), chunks));
+  if (c.unroll < 1 || c.unroll > 16) throw Error(fmt::format("unroll {} is outside 1..16", c.unroll));
+}
+
+LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
+  LaunchConfig c;
+  c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
+  while (spec.pairs() % c.vector_width) c.vector_width /= 2;
+  int chunks = spec.pairs() / c.vector_width;
+  // Head groups: a power of two dividing both head counts (no idle lanes), with at most ~128 threads,
+  // so each thread reuses its cos/sin over several heads.
+  int heads = spec.k_heads ? std::gcd(spec.q_heads, spec.k_heads) : spec.q_heads;
+  int groups = 1;
+  while (heads % (groups * 2) == 0 && groups * 2 * chunks <= 128) groups *= 2;
+  int threads = 32;
+  while (threads < groups * chunks) threads *= 2;
+  c.threads = std::min(threads, 1024);
+  int per_thread = (spec.q_heads + c.threads / chunks - 1) / (c.threads / chunks);
+  c.unroll = std::clamp(per_thread, 1, 4);
+  return c;
+}
+
+size_t hash_value(const RopeSpec& s) {
+  return llvm::hash_combine(s.head_dim, s.rotary_dim, static_cast<int>(s.style), static_cast<int>(s.dtype),
+                            static_cast<int>(s.table_dtype), s.q_heads, s.k_heads, s.in_place,
+                            static_cast<int>(s.positions));
+}
+
+size_t hash_value(const LaunchConfig& c) { return llvm::hash_combine(c.threads, c.vector_width, c.unroll); }
+
+}  // namespace ropejit::rope

@@ -1,0 +1,199 @@
+#include "support.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <memory>
+
+namespace ropejit::test {
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::bshd: return "BSHD";
+    case Layout::sbhd: return "SBHD";
+    case Layout::bhsd: return "BHSD";
+    case Layout::padded: return "BSHD+pad";
+  }
+  return "?";
+}
+
+std::string Case::describe() const {
+  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={}",
+                     style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
+                     rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
+                     pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout), batch,
+                     seq, threads, vector_width, unroll);
+}
+
+HostTensor::HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
+  switch (layout) {
+    case Layout::bshd: view = TensorView::bshd(nullptr, dtype, b, s, h, d); break;
+    case Layout::sbhd: view = TensorView::sbhd(nullptr, dtype, b, s, h, d); break;
+    case Layout::bhsd: view = TensorView::bhsd(nullptr, dtype, b, s, h, d); break;
+    case Layout::padded: {  // gaps between heads, tokens and batches: writes there are caught
+      int64_t hs = d + 8, ss = h * hs + 16, bs = s * ss + 8;
+      view = TensorView{nullptr, dtype, b, s, h, d, bs, ss, hs};
+      break;
+    }
+  }
+  int64_t elems = (b - 1) * view.stride_batch + (s - 1) * view.stride_seq + (h - 1) * view.stride_head + d;
+  if (layout == Layout::padded) elems += 8;
+  bytes.resize(size_t(elems) * size_t(dtype_size(dtype)));
+  view.data = bytes.data();
+}
+
+HostTensor::HostTensor(const HostTensor& o) : bytes(o.bytes), view(o.view) { view.data = bytes.data(); }
+
+void HostTensor::fill_random(std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  int64_t n = int64_t(bytes.size()) / dtype_size(view.dtype);
+  for (int64_t i = 0; i < n; ++i) store_from_double(view.dtype, bytes.data(), i, u(rng));
+}
+
+void HostTensor::poison() { std::memset(bytes.data(), 0xff, bytes.size()); }
+
+namespace {
+
+// Whether every byte outside the view is the same in a and b.
+bool gaps_equal(const HostTensor& a, const std::vector<uint8_t>& b) {
+  std::vector<bool> inside(a.bytes.size(), false);
+  const auto& v = a.view;
+  int es = dtype_size(v.dtype);
+  for (int64_t i = 0; i < v.batch; ++i)
+    for (int64_t j = 0; j < v.seq; ++j)
+      for (int64_t h = 0; h < v.heads; ++h) {
+        int64_t e = i * v.stride_batch + j * v.stride_seq + h * v.stride_head;
+        for (int64_t x = e * es; x < (e + v.head_dim) * es; ++x) inside[size_t(x)] = true;
+      }
+  for (size_t x = 0; x < b.size(); ++x)
+    if (!inside[x] && a.bytes[x] != b[x]) return false;
+  return true;
+}
+
+struct Staged {  // one tensor's memory on the backend
+  HostTensor host;
+  std::unique_ptr<DeviceBuffer> dev;
+  TensorView view;  // on the backend
+  explicit Staged(const HostTensor& h, Backend backend) : host(h), view(host.view) {
+    if (backend == Backend::cuda) {
+      dev = std::make_unique<DeviceBuffer>(host.bytes.size());
+      dev->upload(host.bytes.data(), host.bytes.size());
+      view.data = dev->data();
+    }
+  }
+  std::vector<uint8_t> fetch() {
+    if (!dev) return host.bytes;
+    std::vector<uint8_t> out(host.bytes.size());
+    dev->download(out.data(), out.size());
+    return out;
+  }
+};
+
+}  // namespace
+
+CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const bool has_k = c.k_heads > 0;
+  HostTensor q(c.layout, c.dtype, c.batch, c.seq, c.q_heads, c.head_dim);
+  q.fill_random(rng);
+  HostTensor k(c.layout, c.dtype, c.batch, c.seq, has_k ? c.k_heads : 1, c.head_dim);
+  k.fill_random(rng);
+
+  // Positions from 1 up: position 0 is the identity rotation, which would hide an unwritten output.
+  const int64_t tokens = int64_t(c.batch) * c.seq;
+  std::vector<int32_t> ids32(static_cast<size_t>(tokens));
+  std::vector<int64_t> ids64(static_cast<size_t>(tokens));
+  std::uniform_int_distribution<int64_t> upos(1, kMaxPosition - 1);
+  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
+  int64_t offset = std::uniform_int_distribution<int64_t>(1, kMaxPosition - c.seq)(rng);
+  Positions host_pos = c.pos == Pos::offset ? Positions::contiguous(offset)
+                       : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
+                                             : Positions::from_ids(ids64.data(), DType::i64);
+
+  RopeTable table(backend, kMaxPosition, c.rotary_dim, 10000.0, c.table_dtype);
+  CosSinTable host_table = table.view();
+  host_table.cos = table.host_cos().data();
+  host_table.sin = table.host_sin().data();
+  auto ref_table = ReferenceTable::from(host_table);
+  auto ref_q = reference_rope(q.view, host_pos, ref_table, c.style, c.rotary_dim);
+  auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, c.style, c.rotary_dim) : ReferenceResult{};
+
+  // Outputs: the inputs themselves in place; poisoned storage of the same layout otherwise.
+  HostTensor q_out_init = q, k_out_init = k;
+  if (!c.in_place) {
+    q_out_init.poison();
+    k_out_init.poison();
+  }
+  Staged sq(q, backend), sk(k, backend);
+  Staged sqo(q_out_init, backend), sko(k_out_init, backend);
+
+  std::unique_ptr<DeviceBuffer> dev_ids;
+  Positions pos = host_pos;
+  if (backend == Backend::cuda && host_pos.ids) {
+    size_t bytes = size_t(tokens) * size_t(dtype_size(host_pos.ids_dtype));
+    dev_ids = std::make_unique<DeviceBuffer>(bytes);
+    dev_ids->upload(host_pos.ids, bytes);
+    pos.ids = dev_ids->data();
+  }
+
+  RopeOptions opt;
+  opt.style = c.style;
+  opt.rotary_dim = c.rotary_dim;
+  opt.backend = backend;
+  opt.threads = c.threads;
+  opt.vector_width = c.vector_width;
+  opt.unroll = c.unroll;
+  if (!c.in_place) {
+    opt.q_out = sqo.view;
+    if (has_k) opt.k_out = sko.view;
+  }
+  apply_rope(sq.view, has_k ? &sk.view : nullptr, pos, table.view(), opt);
+  if (backend == Backend::cuda) synchronize();
+
+  CaseResult r;
+  Staged& qo = c.in_place ? sq : sqo;
+  Staged& ko = c.in_place ? sk : sko;
+  r.q_out_bytes = qo.fetch();
+  r.k_out_bytes = ko.fetch();
+  HostTensor q_res = qo.host, k_res = ko.host;
+  q_res.bytes = r.q_out_bytes;
+  k_res.bytes = r.k_out_bytes;
+  q_res.view.data = q_res.bytes.data();
+  k_res.view.data = k_res.bytes.data();
+  r.q = compare_to_reference(q_res.view, ref_q);
+  if (has_k) r.k = compare_to_reference(k_res.view, ref_k);
+  r.gaps_untouched = gaps_equal(qo.host, r.q_out_bytes) && gaps_equal(ko.host, r.k_out_bytes);
+  // The inputs of an out-of-place call are never written.
+  if (!c.in_place && (sq.fetch() != q.bytes || sk.fetch() != k.bytes)) r.gaps_untouched = false;
+  return r;
+}
+
+std::vector<Case> matrix(RopeStyle style, DType dtype) {
+  std::vector<Case> cases;
+  const Layout layouts[] = {Layout::bshd, Layout::sbhd, Layout::bhsd};
+  const int heads[][2] = {{32, 8}, {1, 1}, {4, 0}};
+  int n = 0;
+  for (int d : {64, 80, 128, 256})
+    for (bool half : {false, true})
+      for (const auto& h : heads)
+        for (bool in_place : {true, false})
+          for (bool ids : {false, true})
+            for (Layout layout : layouts) {
+              Case c;
+              c.style = style;
+              c.dtype = dtype;
+              c.head_dim = d;
+              c.rotary_dim = half ? d / 2 : d;
+              c.q_heads = h[0];
+              c.k_heads = h[1];
+              c.in_place = in_place;
+              c.pos = !ids ? Pos::offset : (n % 2 ? Pos::ids64 : Pos::ids32);
+              c.layout = layout;
+              c.table_dtype = n % 5 == 4 ? DType::bf16 : DType::f32;
+              cases.push_back(c);
+              ++n;
+            }
+  return cases;
+}
+
+}  // namespace ropejit::test

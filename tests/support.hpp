@@ -1,0 +1,58 @@
+// Shared by the test binaries: random tensors in a chosen storage layout, poisoned outputs, one RoPE
+// case run on a backend and checked against the fp64 reference.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ropejit/ropejit.hpp"
+
+namespace ropejit::test {
+
+enum class Layout { bshd, sbhd, bhsd, padded };
+const char* layout_name(Layout l);
+enum class Pos { offset, ids32, ids64 };
+
+struct Case {
+  RopeStyle style = RopeStyle::neox;
+  DType dtype = DType::bf16;
+  DType table_dtype = DType::f32;
+  int head_dim = 128, rotary_dim = 128;
+  int q_heads = 32, k_heads = 8;  // k_heads 0: q only
+  bool in_place = true;
+  Pos pos = Pos::offset;
+  Layout layout = Layout::bshd;
+  int batch = 2, seq = 5;
+  int threads = 0, vector_width = 0, unroll = 0;  // 0: heuristic
+  std::string describe() const;
+};
+
+// Host storage of one [batch, seq, heads, head_dim] tensor in a layout, with its view.
+struct HostTensor {
+  std::vector<uint8_t> bytes;
+  TensorView view;  // data points into bytes
+  HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d);
+  HostTensor(const HostTensor& o);
+  HostTensor& operator=(const HostTensor&) = delete;
+  void fill_random(std::mt19937_64& rng);  // uniform in [-2, 2), never all zero
+  void poison();                           // every byte 0xff: NaN in f32, f16 and bf16
+};
+
+constexpr int64_t kMaxPosition = 300;
+
+// Everything a case produced: the outputs as host tensors and their comparisons with the reference.
+struct CaseResult {
+  Comparison q, k;
+  bool gaps_untouched = true;  // bytes of the output storage outside the view kept their poison/values
+  std::vector<uint8_t> q_out_bytes, k_out_bytes;  // raw output storage, for bitwise comparisons
+};
+
+// Runs a case on the backend with fresh random data (seeded), poisoned outputs, and checks it.
+CaseResult run_case(const Case& c, Backend backend, uint64_t seed);
+
+// The full matrix of the core issue, for one style and dtype.
+std::vector<Case> matrix(RopeStyle style, DType dtype);
+
+}  // namespace ropejit::test

@@ -1,0 +1,199 @@
+// The same checks on the GPU: the core matrix against the fp64 reference, the GPU's bits against the
+// host backend's, the in-memory cache, graph capture, device-side position guards and driver errors.
+// Where there is no GPU every case here is skipped, and a line says why.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "ops/rope/compile.hpp"
+#include "ops/rope/launch.hpp"
+#include "ropejit/ropejit.hpp"
+#include "runtime/context.hpp"
+#include "runtime/driver_api.hpp"
+#include "runtime/module.hpp"
+#include "support.hpp"
+
+using namespace ropejit;
+using namespace ropejit::test;
+
+namespace {
+
+const DeviceInfo& gpu() {
+  static const DeviceInfo info = device_info();
+  return info;
+}
+bool no_gpu() { return !gpu().available; }
+
+void check_case(const Case& c, uint64_t seed) {
+  INFO(c.describe());
+  auto r = run_case(c, Backend::cuda, seed);
+  CHECK_MESSAGE(r.q.ok(), "q: " << r.q.mismatches << " of " << r.q.checked << " wrong, first " << r.q.first_mismatch);
+  if (c.k_heads)
+    CHECK_MESSAGE(r.k.ok(), "k: " << r.k.mismatches << " of " << r.k.checked << " wrong, first " << r.k.first_mismatch);
+  CHECK_MESSAGE(r.gaps_untouched, "memory outside the output view (or an out-of-place input) was written");
+}
+
+void run_matrix(RopeStyle style, DType dtype) {
+  auto cases = matrix(style, dtype);
+  uint64_t seed = 1000;
+  for (const auto& c : cases) check_case(c, seed++);
+  MESSAGE(cases.size() << " cases on " << gpu().name);
+}
+
+}  // namespace
+
+TEST_CASE("gpu matrix: neox f32" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::neox, DType::f32); }
+TEST_CASE("gpu matrix: neox f16" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::neox, DType::f16); }
+TEST_CASE("gpu matrix: neox bf16" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::neox, DType::bf16); }
+TEST_CASE("gpu matrix: gptj f32" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::gptj, DType::f32); }
+TEST_CASE("gpu matrix: gptj f16" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::gptj, DType::f16); }
+TEST_CASE("gpu matrix: gptj bf16" * doctest::skip(no_gpu())) { run_matrix(RopeStyle::gptj, DType::bf16); }
+
+TEST_CASE("gpu: other configs and padded strides" * doctest::skip(no_gpu())) {
+  uint64_t seed = 5000;
+  for (int width : {1, 2, 4, 8})
+    for (int threads : {32, 64, 256})
+      for (int unroll : {1, 3}) {
+        Case c;
+        c.style = seed % 2 ? RopeStyle::gptj : RopeStyle::neox;
+        c.head_dim = 96;
+        c.rotary_dim = 64;
+        c.q_heads = 12;
+        c.k_heads = 3;
+        c.in_place = seed % 3 == 0;
+        c.vector_width = width;
+        c.threads = threads;
+        c.unroll = unroll;
+        c.layout = Layout::padded;
+        check_case(c, seed++);
+      }
+}
+
+TEST_CASE("gpu: bit-identical to the host backend" * doctest::skip(no_gpu())) {
+  uint64_t seed = 9000;
+  for (DType dt : {DType::bf16, DType::f16, DType::f32})
+    for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+      for (bool in_place : {true, false}) {
+        Case c;
+        c.dtype = dt;
+        c.style = style;
+        c.in_place = in_place;
+        c.rotary_dim = in_place ? 128 : 96;
+        c.batch = 4;
+        c.seq = 33;
+        INFO(c.describe());
+        auto g = run_case(c, Backend::cuda, seed);
+        auto h = run_case(c, Backend::host, seed);
+        CHECK(g.q.ok());
+        CHECK(g.q_out_bytes == h.q_out_bytes);
+        CHECK(g.k_out_bytes == h.k_out_bytes);
+        ++seed;
+      }
+}
+
+TEST_CASE("gpu: the second call with the same spec does no code generation or load" * doctest::skip(no_gpu())) {
+  Case c;
+  c.head_dim = 40;
+  c.rotary_dim = 40;
+  c.q_heads = 5;
+  c.k_heads = 5;
+  auto s0 = stats();
+  check_case(c, 1);
+  auto s1 = stats();
+  CHECK(s1.kernels_generated == s0.kernels_generated + 1);
+  CHECK(s1.modules_loaded == s0.modules_loaded + 1);
+  check_case(c, 2);
+  auto s2 = stats();
+  CHECK(s2.kernels_generated == s1.kernels_generated);
+  CHECK(s2.modules_loaded == s1.modules_loaded);
+  CHECK(s2.memory_hits == s1.memory_hits + 1);
+  MESSAGE("codegen " << s1.last_codegen_ms << " ms, driver load " << s1.last_load_ms << " ms");
+}
+
+TEST_CASE("gpu: positions read on the device outside the table touch nothing" * doctest::skip(no_gpu())) {
+  const int64_t D = 64, H = 4, S = 6;
+  HostTensor q(Layout::bshd, DType::bf16, 1, S, H, D), out(Layout::bshd, DType::bf16, 1, S, H, D);
+  std::mt19937_64 rng(5);
+  q.fill_random(rng);
+  out.poison();
+  RopeTable table(Backend::cuda, 100, D);
+  std::vector<int64_t> ids = {5, 100, -1, 99, int64_t(1) << 40, 0};
+  DeviceBuffer dq(q.bytes.size()), dout(out.bytes.size()), dids(ids.size() * 8);
+  dq.upload(q.bytes.data(), q.bytes.size());
+  dout.upload(out.bytes.data(), out.bytes.size());
+  dids.upload(ids.data(), ids.size() * 8);
+  TensorView qv = q.view, ov = out.view;
+  qv.data = dq.data();
+  ov.data = dout.data();
+  RopeOptions opt;
+  opt.q_out = ov;
+  apply_rope(qv, nullptr, Positions::from_ids(dids.data(), DType::i64), table.view(), opt);
+  synchronize();
+  std::vector<uint8_t> got(out.bytes.size());
+  dout.download(got.data(), got.size());
+  const size_t token_bytes = size_t(H * D * 2);
+  for (size_t t = 0; t < ids.size(); ++t) {
+    bool poisoned = std::all_of(got.begin() + long(t * token_bytes), got.begin() + long((t + 1) * token_bytes),
+                                [](uint8_t b) { return b == 0xff; });
+    bool in_range = ids[t] >= 0 && ids[t] < 100;
+    INFO("token " << t << " position " << ids[t]);
+    CHECK(poisoned == !in_range);
+  }
+}
+
+TEST_CASE("gpu: no compile or load while the stream is captured; graphs replay compiled kernels" *
+          doctest::skip(no_gpu())) {
+  const auto& d = runtime::driver();
+  HostTensor q(Layout::bshd, DType::bf16, 1, 8, 2, 48);
+  std::mt19937_64 rng(9);
+  q.fill_random(rng);
+  DeviceBuffer dq(q.bytes.size());
+  dq.upload(q.bytes.data(), q.bytes.size());
+  TensorView qv = q.view;
+  qv.data = dq.data();
+  RopeTable table(Backend::cuda, 64, 48);
+  RopeOptions opt;
+  CUstream stream = nullptr;
+  runtime::check(d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  runtime::check(d.cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+  auto s0 = stats();
+  CHECK_THROWS_WITH_AS(apply_rope(qv, nullptr, Positions::contiguous(1), table.view(), opt, stream),
+                       doctest::Contains("being captured into a CUDA graph"), Error);
+  CHECK(stats().kernels_generated == s0.kernels_generated);
+  CUgraph graph = nullptr;
+  d.cuStreamEndCapture(stream, &graph);
+  if (graph) d.cuGraphDestroy(graph);
+  d.cuStreamDestroy(stream);
+  // Compiled outside capture first, the same call then works inside a graph.
+  auto times = time_graph_ms([&](void* s) { apply_rope(qv, nullptr, Positions::contiguous(1), table.view(), opt, s); }, 2, 5);
+  CHECK(times.size() == 5);
+}
+
+TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is said plainly" * doctest::skip(no_gpu())) {
+  runtime::ensure_context(0);
+  CHECK_THROWS_WITH_AS(runtime::Module::load(".version 8.5\n.target sm_90\n.address_size 64\n.visible .entry f() { bogus; }\n", "bad.ptx"),
+                       doctest::Contains("loading bad.ptx failed"), Error);
+  rope::RopeSpec s;
+  auto ptx = rope::generate_ptx(s, rope::heuristic_config(s, 8), rope::current_ptx_target());
+  auto at = ptx.find(".version ");
+  REQUIRE(at != std::string::npos);
+  ptx.replace(at, ptx.find('\n', at) - at, ".version 99.9");
+  CHECK_THROWS_WITH_AS(runtime::Module::load(ptx, "future.ptx"), doctest::Contains("PTX"), Error);
+  try {
+    runtime::Module::load(ptx, "future.ptx");
+  } catch (const Error& e) {
+    MESSAGE("driver says: " << e.what());
+  }
+}
+
+int main(int argc, char** argv) {
+  if (no_gpu())
+    std::cout << "GPU tests SKIPPED: no usable GPU (" << gpu().reason << "); every GPU case below is reported as skipped, none as passed\n";
+  else
+    std::cout << "GPU: " << gpu().name << " sm_" << gpu().sm << ", driver " << gpu().driver_version << ", PTX ISA "
+              << gpu().ptx_isa / 10 << "." << gpu().ptx_isa % 10 << "\n";
+  doctest::Context ctx(argc, argv);
+  return ctx.run();
+}

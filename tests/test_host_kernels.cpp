@@ -1,0 +1,156 @@
+// Generated kernels on the host backend (LLVM ORC, the same IR as the GPU's) against the fp64
+// reference: the core matrix, other configs, strided storage, the cache, and RoPE's properties.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "ropejit/ropejit.hpp"
+#include "support.hpp"
+
+using namespace ropejit;
+using namespace ropejit::test;
+
+namespace {
+
+void check_case(const Case& c, Backend backend, uint64_t seed) {
+  INFO(c.describe());
+  auto r = run_case(c, backend, seed);
+  CHECK_MESSAGE(r.q.ok(), "q: " << r.q.mismatches << " of " << r.q.checked << " wrong, first " << r.q.first_mismatch);
+  if (c.k_heads)
+    CHECK_MESSAGE(r.k.ok(), "k: " << r.k.mismatches << " of " << r.k.checked << " wrong, first " << r.k.first_mismatch);
+  CHECK_MESSAGE(r.gaps_untouched, "memory outside the output view (or an out-of-place input) was written");
+}
+
+void run_matrix(RopeStyle style, DType dtype) {
+  auto cases = matrix(style, dtype);
+  uint64_t seed = 1000;
+  for (const auto& c : cases) check_case(c, Backend::host, seed++);
+  MESSAGE(cases.size() << " cases");
+}
+
+}  // namespace
+
+TEST_CASE("host matrix: neox f32") { run_matrix(RopeStyle::neox, DType::f32); }
+TEST_CASE("host matrix: neox f16") { run_matrix(RopeStyle::neox, DType::f16); }
+TEST_CASE("host matrix: neox bf16") { run_matrix(RopeStyle::neox, DType::bf16); }
+TEST_CASE("host matrix: gptj f32") { run_matrix(RopeStyle::gptj, DType::f32); }
+TEST_CASE("host matrix: gptj f16") { run_matrix(RopeStyle::gptj, DType::f16); }
+TEST_CASE("host matrix: gptj bf16") { run_matrix(RopeStyle::gptj, DType::bf16); }
+
+TEST_CASE("host: every thread count, vector width and unroll that fits") {
+  uint64_t seed = 5000;
+  for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+    for (int width : {1, 2, 4, 8})
+      for (int threads : {16, 32, 64, 256})
+        for (int unroll : {1, 3}) {
+          Case c;
+          c.style = style;
+          c.dtype = DType::bf16;
+          c.head_dim = 96;
+          c.rotary_dim = 64;  // 32 pairs
+          c.q_heads = 12;
+          c.k_heads = 3;
+          c.in_place = (threads / 16 + width) % 2 == 0;
+          c.vector_width = width;
+          c.threads = threads;
+          c.unroll = unroll;
+          if (threads < 32 / width) continue;  // fewer threads than chunks: rejected by design
+          check_case(c, Backend::host, seed++);
+        }
+}
+
+TEST_CASE("host: odd head counts and head_dims, padded strides, large head_dim") {
+  uint64_t seed = 7000;
+  for (DType dt : {DType::f32, DType::bf16, DType::f16})
+    for (auto dims : {std::pair{512, 512}, std::pair{512, 64}, std::pair{6, 2}, std::pair{80, 40}, std::pair{120, 72}})
+      for (bool in_place : {true, false}) {
+        Case c;
+        c.dtype = dt;
+        c.head_dim = dims.first;
+        c.rotary_dim = dims.second;
+        c.q_heads = 7;
+        c.k_heads = 3;
+        c.in_place = in_place;
+        c.layout = Layout::padded;
+        c.pos = Pos::ids64;
+        c.style = seed % 2 ? RopeStyle::gptj : RopeStyle::neox;
+        c.batch = 3;
+        c.seq = 2;
+        check_case(c, Backend::host, seed++);
+      }
+}
+
+TEST_CASE("host: the second call with the same spec does no code generation") {
+  Case c;
+  c.head_dim = 40;  // a spec no other test uses
+  c.rotary_dim = 40;
+  c.q_heads = 5;
+  c.k_heads = 5;
+  auto before = stats();
+  check_case(c, Backend::host, 1);
+  auto mid = stats();
+  CHECK(mid.kernels_generated == before.kernels_generated + 1);
+  check_case(c, Backend::host, 2);
+  auto after = stats();
+  CHECK(after.kernels_generated == mid.kernels_generated);
+  CHECK(after.memory_hits == mid.memory_hits + 1);
+}
+
+TEST_CASE("host: threads racing on one new spec generate it once, and all get right results") {
+  Case c;
+  c.head_dim = 24;  // a spec no other test uses
+  c.rotary_dim = 24;
+  c.q_heads = 3;
+  c.k_heads = 1;
+  c.dtype = DType::f16;
+  auto before = stats();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto r = run_case(c, Backend::host, 100 + uint64_t(t));
+      if (!r.q.ok() || !r.k.ok() || !r.gaps_untouched) failures++;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  CHECK(stats().kernels_generated == before.kernels_generated + 1);
+}
+
+TEST_CASE("host kernels: norms preserved, q.k depends only on the position difference") {
+  const int64_t D = 128;
+  std::mt19937_64 rng(11);
+  HostTensor q(Layout::bshd, DType::f32, 1, 1, 1, D), k(Layout::bshd, DType::f32, 1, 1, 1, D);
+  q.fill_random(rng);
+  k.fill_random(rng);
+  RopeTable table(Backend::host, 20000, D, 500000.0, DType::f32);
+  for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj}) {
+    auto rotated = [&](const HostTensor& x, int64_t pos) {
+      HostTensor out = x;
+      RopeOptions opt;
+      opt.backend = Backend::host;
+      opt.style = style;
+      apply_rope(out.view, nullptr, Positions::contiguous(pos), table.view(), opt);
+      std::vector<double> v(D);
+      for (int64_t i = 0; i < D; ++i) v[size_t(i)] = load_as_double(DType::f32, out.view.data, i);
+      return v;
+    };
+    auto dotv = [](const std::vector<double>& a, const std::vector<double>& b) {
+      double s = 0;
+      for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+      return s;
+    };
+    std::vector<double> q0 = rotated(q, 0), k0 = rotated(k, 0);
+    for (int64_t p : {1, 999, 19999}) {
+      auto qp = rotated(q, p);
+      CHECK(std::sqrt(dotv(qp, qp)) == doctest::Approx(std::sqrt(dotv(q0, q0))).epsilon(1e-6));
+    }
+    double base = dotv(rotated(q, 50), rotated(k, 20));
+    double scale = std::sqrt(dotv(q0, q0) * dotv(k0, k0));
+    for (int64_t shift : {1, 1000, 19000}) {
+      double shifted = dotv(rotated(q, 50 + shift), rotated(k, 20 + shift));
+      CHECK(std::fabs(shifted - base) <= 2e-6 * scale);
+    }
+  }
+}

@@ -1,0 +1,120 @@
+// The PTX the NVPTX backend emits: it assembles with ptxas for sm_80 and sm_90 with no spills and no
+// local memory, and aligned 16-bit specs use 128-bit global loads and stores.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "ops/rope/compile.hpp"
+
+using namespace ropejit;
+using namespace ropejit::rope;
+
+namespace {
+
+std::string find_ptxas() {
+  namespace fs = std::filesystem;
+  for (const char* p : {ROPEJIT_PTXAS, "/usr/local/cuda/bin/ptxas"})
+    if (p[0] && fs::exists(p)) return p;
+  return "";
+}
+
+const std::string& ptxas() {
+  static const std::string path = find_ptxas();
+  return path;
+}
+
+struct Assembled {
+  int rc;
+  std::string log;
+};
+
+Assembled assemble(const std::string& ptx, int sm, const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / fmt::format("ropejit-ptx-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  auto file = dir / (name + ".ptx");
+  std::ofstream(file) << ptx;
+  std::string cmd = fmt::format("'{}' -arch=sm_{} -v -o /dev/null '{}' 2>&1", ptxas(), sm, file.string());
+  Assembled a{-1, ""};
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) a.log.append(buf, n);
+    a.rc = pclose(p);
+  }
+  std::filesystem::remove_all(dir);
+  return a;
+}
+
+std::vector<std::pair<RopeSpec, LaunchConfig>> representative() {
+  std::vector<std::pair<RopeSpec, LaunchConfig>> out;
+  for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+    for (DType dt : {DType::bf16, DType::f16, DType::f32})
+      for (bool in_place : {true, false}) {
+        RopeSpec s;
+        s.style = style;
+        s.dtype = dt;
+        s.head_dim = 128;
+        s.rotary_dim = in_place ? 128 : 64;
+        s.q_heads = 32;
+        s.k_heads = 8;
+        s.in_place = in_place;
+        s.positions = in_place ? PositionKind::offset : PositionKind::ids_i64;
+        out.push_back({s, heuristic_config(s, 16)});
+      }
+  RopeSpec big;  // the largest head
+  big.head_dim = 512;
+  big.rotary_dim = 512;
+  big.dtype = DType::f32;
+  big.q_heads = 64;
+  big.k_heads = 8;
+  out.push_back({big, heuristic_config(big, 16)});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ptx: generated for sm_80 and sm_90 at PTX ISA 8.5, with the kernel entry and launch bound") {
+  RopeSpec s;
+  auto c = heuristic_config(s, 16);
+  for (int sm : {80, 90}) {
+    auto ptx = generate_ptx(s, c, codegen::PtxTarget{sm, 85});
+    CHECK(ptx.find(".version 8.5") != std::string::npos);
+    CHECK(ptx.find(fmt::format(".target sm_{}", sm)) != std::string::npos);
+    CHECK(ptx.find(".visible .entry " + kernel_symbol(s, c)) != std::string::npos);
+    CHECK(ptx.find(fmt::format(".maxntid {}, 1, 1", c.threads)) != std::string::npos);
+    // no approximate math anywhere: the rotation is plain fma
+    CHECK(ptx.find(".approx") == std::string::npos);
+    CHECK(ptx.find("fma.rn.f32") != std::string::npos);
+  }
+  CHECK_THROWS_WITH_AS(generate_ptx(s, c, codegen::PtxTarget{90, 90}), doctest::Contains("LLVM 19 emits at most 8.5"), Error);
+}
+
+TEST_CASE("ptx: 128-bit global loads and stores for aligned 16-bit specs") {
+  std::regex ld128(R"(ld\.global(\.nc)?\.v4\.(b32|u32|f32))"), st128(R"(st\.global\.v4\.(b32|u32|f32))");
+  std::regex narrow_ld(R"(ld\.global(\.nc)?(\.v2)?\.(b16|u16|f16|bf16)\s)");
+  for (auto [spec, config] : representative()) {
+    if (spec.dtype == DType::f32 && spec.head_dim == 512) continue;
+    INFO(spec.key() << " " << config.key());
+    auto ptx = generate_ptx(spec, config, codegen::PtxTarget{90, 85});
+    CHECK(std::regex_search(ptx, ld128));
+    CHECK(std::regex_search(ptx, st128));
+    if (spec.dtype != DType::f32) CHECK_FALSE(std::regex_search(ptx, narrow_ld));
+  }
+}
+
+TEST_CASE("ptx: assembles with ptxas for sm_80 and sm_90, no spills, no local memory" *
+          doctest::skip(find_ptxas().empty())) {
+  if (ptxas().empty()) return;
+  MESSAGE("ptxas: " << ptxas());
+  for (auto [spec, config] : representative())
+    for (int sm : {80, 90}) {
+      INFO(spec.key() << " " << config.key() << " sm_" << sm);
+      auto a = assemble(generate_ptx(spec, config, codegen::PtxTarget{sm, 85}), sm, kernel_symbol(spec, config));
+      REQUIRE_MESSAGE(a.rc == 0, a.log);
+      CHECK_MESSAGE(a.log.find("0 bytes spill stores, 0 bytes spill loads") != std::string::npos, a.log);
+      CHECK_MESSAGE(a.log.find("0 bytes stack frame") != std::string::npos, a.log);
+    }
+}
