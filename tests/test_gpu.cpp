@@ -184,7 +184,7 @@ TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is sai
   try {
     runtime::Module::load(ptx, "future.ptx");
   } catch (const Error& e) {
-    MESSAGE("driver says: " << e.what());
+    MESSAGE("driver says: " << std::string(e.what()));
   }
 }
 
@@ -195,5 +195,7 @@ int main(int argc, char** argv) {
     std::cout << "GPU: " << gpu().name << " sm_" << gpu().sm << ", driver " << gpu().driver_version << ", PTX ISA "
               << gpu().ptx_isa / 10 << "." << gpu().ptx_isa % 10 << "\n";
   doctest::Context ctx(argc, argv);
-  return ctx.run();
+  int rc = ctx.run();
+  if (rc == 0 && no_gpu() && !ctx.shouldExit()) return 77;  // ctest's SKIP_RETURN_CODE
+  return rc;
 }
