@@ -1,5 +1,6 @@
 #include "support.hpp"
 
+#include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include <cstring>
@@ -194,6 +195,22 @@ std::vector<Case> matrix(RopeStyle style, DType dtype) {
               ++n;
             }
   return cases;
+}
+
+void check_case(const Case& c, Backend backend, uint64_t seed) {
+  INFO(c.describe());
+  auto r = run_case(c, backend, seed);
+  CHECK_MESSAGE(r.q.ok(), "q: " << r.q.mismatches << " of " << r.q.checked << " wrong, first " << r.q.first_mismatch);
+  if (c.k_heads)
+    CHECK_MESSAGE(r.k.ok(), "k: " << r.k.mismatches << " of " << r.k.checked << " wrong, first " << r.k.first_mismatch);
+  CHECK_MESSAGE(r.gaps_untouched, "memory outside the output view (or an out-of-place input) was written");
+}
+
+void check_matrix(RopeStyle style, DType dtype, Backend backend) {
+  auto cases = matrix(style, dtype);
+  uint64_t seed = 1000;
+  for (const auto& c : cases) check_case(c, backend, seed++);
+  MESSAGE(cases.size() << " cases on the " << (backend == Backend::cuda ? "GPU" : "host backend"));
 }
 
 }  // namespace ropejit::test

@@ -55,4 +55,8 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed);
 // The full matrix of the core issue, for one style and dtype.
 std::vector<Case> matrix(RopeStyle style, DType dtype);
 
+// doctest checks of one case (q, k, and nothing written outside the outputs), and of a whole matrix.
+void check_case(const Case& c, Backend backend, uint64_t seed);
+void check_matrix(RopeStyle style, DType dtype, Backend backend);
+
 }  // namespace ropejit::test

@@ -26,21 +26,8 @@ const DeviceInfo& gpu() {
 }
 bool no_gpu() { return !gpu().available; }
 
-void check_case(const Case& c, uint64_t seed) {
-  INFO(c.describe());
-  auto r = run_case(c, Backend::cuda, seed);
-  CHECK_MESSAGE(r.q.ok(), "q: " << r.q.mismatches << " of " << r.q.checked << " wrong, first " << r.q.first_mismatch);
-  if (c.k_heads)
-    CHECK_MESSAGE(r.k.ok(), "k: " << r.k.mismatches << " of " << r.k.checked << " wrong, first " << r.k.first_mismatch);
-  CHECK_MESSAGE(r.gaps_untouched, "memory outside the output view (or an out-of-place input) was written");
-}
-
-void run_matrix(RopeStyle style, DType dtype) {
-  auto cases = matrix(style, dtype);
-  uint64_t seed = 1000;
-  for (const auto& c : cases) check_case(c, seed++);
-  MESSAGE(cases.size() << " cases on " << gpu().name);
-}
+void check_case(const Case& c, uint64_t seed) { test::check_case(c, Backend::cuda, seed); }
+void run_matrix(RopeStyle style, DType dtype) { check_matrix(style, dtype, Backend::cuda); }
 
 }  // namespace
 
