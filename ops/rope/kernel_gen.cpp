@@ -73,12 +73,15 @@ class RopeKernel {
     sin_ = kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kSin), row), map_.width,
                         tab_align, CacheHint::readonly);
 
-    tensor(kQIn, kQOut, kQInStrides, kQOutStrides, spec_.q_heads);
-    if (spec_.k_heads > 0) tensor(kKIn, kKOut, kKInStrides, kKOutStrides, spec_.k_heads);
+    std::vector<Tensor> tensors = {tensor(kQIn, kQOut, kQInStrides, kQOutStrides, spec_.q_heads)};
+    if (spec_.k_heads > 0) tensors.push_back(tensor(kKIn, kKOut, kKInStrides, kKOutStrides, spec_.k_heads));
+    heads(tensors);
   }
 
  private:
+  struct Tensor;
   struct Access {
+    const Tensor* t = nullptr;
     Value* in_base;   // element offset of the head's first element, input
     Value* out_base;  // and output
     Value* valid;     // head < heads, or nullptr when always true
@@ -100,61 +103,74 @@ class RopeKernel {
     return {start, ir_.CreateAdd(start, kb_.i64(map_.width))};
   }
 
-  void tensor(size_t in_arg, size_t out_arg, size_t in_strides, size_t out_strides, int heads) {
+  struct Tensor {
+    Value *in_ptr, *out_ptr, *in_tok, *out_tok, *in_head_stride, *out_head_stride;
+    int heads;
+  };
+
+  Tensor tensor(size_t in_arg, size_t out_arg, size_t in_strides, size_t out_strides, int heads) {
     // In place reads through the out pointer and strides (they equal the in ones).
     if (spec_.in_place) {
       in_arg = out_arg;
       in_strides = out_strides;
     }
-    Value* in_ptr = kb_.param(in_arg);
-    Value* out_ptr = kb_.param(out_arg);
-    Value* in_tok = token_offset(in_strides);
-    Value* out_tok = token_offset(out_strides);
-    Value* in_head_stride = kb_.param(in_strides + 2);
-    Value* out_head_stride = kb_.param(out_strides + 2);
-    const int groups = map_.groups;
-    const int iters = (heads + groups - 1) / groups;
-    const int unroll = std::min(config_.unroll, iters);
-    const bool masked = heads % groups != 0 || iters % unroll != 0;
+    return Tensor{kb_.param(in_arg), kb_.param(out_arg), token_offset(in_strides), token_offset(out_strides),
+                  kb_.param(in_strides + 2), kb_.param(out_strides + 2), heads};
+  }
+
+  // Straight-line code over every head this thread owns: q heads g, g+G, ..., then k heads likewise.
+  // Slots are taken `unroll` at a time: all their loads are issued before the first store, so they
+  // are in flight together (across the q/k boundary too). A slot past a tensor's last head (when G
+  // does not divide its head count) loads a valid head and skips its stores.
+  void heads(const std::vector<Tensor>& tensors) {
+    struct Slot {
+      const Tensor* t;
+      int iter;
+    };
+    std::vector<Slot> slots;
+    for (const Tensor& t : tensors)
+      for (int i = 0; i * map_.groups < t.heads; ++i) slots.push_back({&t, i});
     const auto offsets = rotary_offsets();
     const CacheHint in_hint = spec_.in_place ? CacheHint::normal : CacheHint::readonly;
-
-    kb_.for_range(kb_.i64(0), kb_.i64(iters), unroll, [&](Value* it) {
-      // Issue every load of `unroll` heads before the first store, so they are in flight together.
-      // Heads past the end load a valid head (clamped) and skip their stores.
-      std::vector<Access> acc(unroll);
-      for (int u = 0; u < unroll; ++u) {
-        Value* head = ir_.CreateAdd(group_, ir_.CreateMul(ir_.CreateAdd(it, kb_.i64(u)), kb_.i64(groups)));
-        Access& a = acc[u];
+    const size_t unroll = size_t(std::max(1, config_.unroll));
+    for (size_t first = 0; first < slots.size(); first += unroll) {
+      std::vector<Access> acc;
+      for (size_t j = first; j < std::min(slots.size(), first + unroll); ++j) {
+        const Tensor& t = *slots[j].t;
+        Value* head = ir_.CreateAdd(group_, kb_.i64(int64_t(slots[j].iter) * map_.groups));
+        Access a;
+        a.t = &t;
         a.valid = nullptr;
-        if (masked) {
-          a.valid = ir_.CreateICmpULT(head, kb_.i64(heads));
-          head = ir_.CreateSelect(a.valid, head, kb_.i64(heads - 1));
+        if ((slots[j].iter + 1) * map_.groups > t.heads) {
+          a.valid = ir_.CreateICmpULT(head, kb_.i64(t.heads));
+          head = ir_.CreateSelect(a.valid, head, kb_.i64(t.heads - 1));
         }
-        a.in_base = ir_.CreateAdd(in_tok, ir_.CreateMul(head, in_head_stride));
-        a.out_base = ir_.CreateAdd(out_tok, ir_.CreateMul(head, out_head_stride));
+        a.in_base = ir_.CreateAdd(t.in_tok, ir_.CreateMul(head, t.in_head_stride));
+        a.out_base = ir_.CreateAdd(t.out_tok, ir_.CreateMul(head, t.out_head_stride));
         for (Value* off : offsets)
-          a.x.push_back(kb_.load_f32(spec_.dtype, kb_.element_ptr(spec_.dtype, in_ptr, ir_.CreateAdd(a.in_base, off)),
+          a.x.push_back(kb_.load_f32(spec_.dtype, kb_.element_ptr(spec_.dtype, t.in_ptr, ir_.CreateAdd(a.in_base, off)),
                                      map_.width, x_align(map_.width), in_hint));
         for (Value* off : pass_offsets_)
           a.pass.push_back(kb_.load_raw(spec_.dtype,
-                                        kb_.element_ptr(spec_.dtype, in_ptr, ir_.CreateAdd(a.in_base, off)),
+                                        kb_.element_ptr(spec_.dtype, t.in_ptr, ir_.CreateAdd(a.in_base, off)),
                                         map_.pass_width, x_align(map_.pass_width), CacheHint::readonly));
+        acc.push_back(std::move(a));
       }
       for (Access& a : acc) {
         auto store = [&] {
           auto y = rotate(a.x);
           for (size_t i = 0; i < offsets.size(); ++i)
-            kb_.store_f32(spec_.dtype, y[i], kb_.element_ptr(spec_.dtype, out_ptr, ir_.CreateAdd(a.out_base, offsets[i])),
+            kb_.store_f32(spec_.dtype, y[i],
+                          kb_.element_ptr(spec_.dtype, a.t->out_ptr, ir_.CreateAdd(a.out_base, offsets[i])),
                           x_align(map_.width), CacheHint::normal);
-          store_pass(a, out_ptr);
+          store_pass(a, a.t->out_ptr);
         };
         if (a.valid)
           kb_.if_then(a.valid, store);
         else
           store();
       }
-    });
+    }
   }
 
   // Pass-through (out of place, rotary_dim < head_dim): lane c copies chunks c, c + C, ... of the

@@ -95,8 +95,9 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
   int threads = 32;
   while (threads < groups * chunks) threads *= 2;
   c.threads = std::min(threads, 1024);
-  int per_thread = (spec.q_heads + c.threads / chunks - 1) / (c.threads / chunks);
-  c.unroll = std::clamp(per_thread, 1, 4);
+  int g = std::max(1, c.threads / chunks);
+  int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
+  c.unroll = std::clamp(per_thread, 1, 8);
   return c;
 }
 

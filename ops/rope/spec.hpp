@@ -32,7 +32,7 @@ struct RopeSpec {
 struct LaunchConfig {
   int threads = 128;     // per program, a power of two
   int vector_width = 8;  // elements per global access of q/k
-  int unroll = 1;        // heads whose loads are issued together
+  int unroll = 1;        // heads (q and k alike) whose loads are issued before their stores
   std::string key() const;
   bool operator==(const LaunchConfig&) const = default;
 };
