@@ -158,6 +158,44 @@ struct Comparison {
 };
 Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref);
 
+// ---- Kernel configs and tuning ----
+
+// How a kernel is launched: threads per program, elements per q/k access, heads whose loads are
+// issued before their stores. Part of the kernel's identity (each config is its own specialisation).
+struct KernelConfig {
+  int threads = 0, vector_width = 0, unroll = 0;
+  std::string key() const;  // "t64.w8.u5"
+  bool operator==(const KernelConfig&) const = default;
+};
+
+// What apply_rope would run for these arguments, without running it (throws on bad input as it does).
+struct KernelChoice {
+  std::string spec_key;                 // canonical key of the specialisation
+  KernelConfig config;                  // the one it would use
+  std::string source;                   // "options", "tuned" or "heuristic"
+  std::vector<KernelConfig> candidates; // every config these arguments allow, for sweeps
+};
+KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
+                             const CosSinTable& table, const RopeOptions& options);
+
+// The best config found for (device, spec, token-count bucket), as ropejit-tune stores it.
+struct TuningRecord {
+  std::string device;  // e.g. "NVIDIA H100 80GB HBM3"
+  std::string spec_key;
+  int64_t token_bucket = 0;  // token_bucket(tokens)
+  KernelConfig config;
+  double gbps = 0;  // what it achieved when tuned
+};
+// Tokens rounded up to a power of two: calls of similar size share a tuned config.
+int64_t token_bucket(int64_t tokens);
+// $ROPEJIT_TUNING_FILE, else tuning.json in the cache directory ($ROPEJIT_CACHE_DIR, else
+// $XDG_CACHE_HOME/ropejit, else ~/.cache/ropejit).
+std::string tuning_file_path();
+// Merges records into the tuning file (a record replaces one with the same device, spec and bucket),
+// written atomically; apply_rope uses the new records from then on.
+void save_tuning(const std::vector<TuningRecord>& records, const std::string& path = tuning_file_path());
+std::vector<TuningRecord> load_tuning(const std::string& path = tuning_file_path());
+
 // What happened behind apply_rope, for tests and tools.
 struct Stats {
   uint64_t kernels_generated = 0;  // LLVM code generations (NVPTX or host)

@@ -66,12 +66,15 @@ class RopeKernel {
     compute_pass_offsets();
 
     // cos/sin of this chunk's W pairs: loaded once, reused for every head.
-    Value* row = ir_.CreateAdd(ir_.CreateMul(pos, kb_.i64(map_.pairs)), ir_.CreateMul(chunk_, kb_.i64(map_.width)));
-    unsigned tab_align = std::min(16u, unsigned(map_.width * dtype_size(spec_.table_dtype)));
-    cos_ = kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kCos), row), map_.width,
-                        tab_align, CacheHint::readonly);
-    sin_ = kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kSin), row), map_.width,
-                        tab_align, CacheHint::readonly);
+    Value* row = ir_.CreateMul(pos, kb_.i64(map_.pairs));
+    for (auto [first_pair, count] : table_ranges()) {
+      Value* at = ir_.CreateAdd(row, first_pair);
+      unsigned align = unsigned(std::min(16, count * dtype_size(spec_.table_dtype)));
+      cos_.push_back(kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kCos), at), unsigned(count),
+                                  align, CacheHint::readonly));
+      sin_.push_back(kb_.load_f32(spec_.table_dtype, kb_.element_ptr(spec_.table_dtype, kb_.param(kSin), at), unsigned(count),
+                                  align, CacheHint::readonly));
+    }
 
     std::vector<Tensor> tensors = {tensor(kQIn, kQOut, kQInStrides, kQOutStrides, spec_.q_heads)};
     if (spec_.k_heads > 0) tensors.push_back(tensor(kKIn, kKOut, kKInStrides, kKOutStrides, spec_.k_heads));
@@ -95,12 +98,26 @@ class RopeKernel {
 
   unsigned x_align(int width) const { return unsigned(width * dtype_size(spec_.dtype)); }
 
+  // GPT-J with W >= 2 keeps each access whole pairs: lane c reads the W elements at cW (pairs cW/2..)
+  // and at P + cW (pairs P/2 + cW/2..), so each load instruction is contiguous across the warp, as
+  // NeoX's are. With W = 1 a lane reads one pair's two elements.
+  bool gptj_split() const { return spec_.style == RopeStyle::gptj && map_.width >= 2; }
+
   // Element offsets (within a head) of the W-element accesses of this lane's chunk.
   std::vector<Value*> rotary_offsets() {
     Value* cw = ir_.CreateMul(chunk_, kb_.i64(map_.width));
-    if (spec_.style == RopeStyle::neox) return {cw, ir_.CreateAdd(cw, kb_.i64(map_.pairs))};
+    if (spec_.style == RopeStyle::neox || gptj_split()) return {cw, ir_.CreateAdd(cw, kb_.i64(map_.pairs))};
     Value* start = ir_.CreateMul(cw, kb_.i64(2));
     return {start, ir_.CreateAdd(start, kb_.i64(map_.width))};
+  }
+
+  // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector.
+  std::vector<std::pair<Value*, int>> table_ranges() {
+    Value* cw = ir_.CreateMul(chunk_, kb_.i64(map_.width));
+    if (!gptj_split()) return {{cw, map_.width}};
+    const int half = map_.width / 2;
+    Value* first = ir_.CreateMul(chunk_, kb_.i64(half));
+    return {{first, half}, {ir_.CreateAdd(first, kb_.i64(map_.pairs / 2)), half}};
   }
 
   struct Tensor {
@@ -206,27 +223,34 @@ class RopeKernel {
   }
 
   // (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) in f32, one fma each, rounded once on store.
+  std::pair<Value*, Value*> rotate_pair(Value* x1, Value* x2, Value* c, Value* s) {
+    return {kb_.fma(x1, c, ir_.CreateFNeg(ir_.CreateFMul(x2, s))), kb_.fma(x2, c, ir_.CreateFMul(x1, s))};
+  }
+
+  static std::vector<int> iota(unsigned n, unsigned start = 0, unsigned step = 1) {
+    std::vector<int> v(n);
+    for (unsigned i = 0; i < n; ++i) v[i] = int(start + i * step);
+    return v;
+  }
+
+  // Interleaved pairs of one vector: evens and odds, rotated, interleaved again.
+  Value* rotate_interleaved(Value* v, Value* c, Value* s) {
+    unsigned n = llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements() / 2;
+    auto [y1, y2] = rotate_pair(ir_.CreateShuffleVector(v, iota(n, 0, 2)), ir_.CreateShuffleVector(v, iota(n, 1, 2)), c, s);
+    std::vector<int> inter(2 * n);
+    for (unsigned i = 0; i < n; ++i) inter[2 * i] = int(i), inter[2 * i + 1] = int(n + i);
+    return ir_.CreateShuffleVector(y1, y2, inter);
+  }
+
   std::vector<Value*> rotate(const std::vector<Value*>& x) {
     const unsigned w = unsigned(map_.width);
-    Value *x1, *x2;
     if (spec_.style == RopeStyle::neox) {
-      x1 = x[0];
-      x2 = x[1];
-    } else {  // deinterleave the 2W elements into evens and odds
-      std::vector<int> all(2 * w), evens(w), odds(w);
-      for (unsigned i = 0; i < 2 * w; ++i) all[i] = int(i);
-      for (unsigned i = 0; i < w; ++i) evens[i] = int(2 * i), odds[i] = int(2 * i + 1);
-      Value* cat = ir_.CreateShuffleVector(x[0], x[1], all);
-      x1 = ir_.CreateShuffleVector(cat, evens);
-      x2 = ir_.CreateShuffleVector(cat, odds);
+      auto [y1, y2] = rotate_pair(x[0], x[1], cos_[0], sin_[0]);
+      return {y1, y2};
     }
-    Value* y1 = kb_.fma(x1, cos_, ir_.CreateFNeg(ir_.CreateFMul(x2, sin_)));
-    Value* y2 = kb_.fma(x2, cos_, ir_.CreateFMul(x1, sin_));
-    if (spec_.style == RopeStyle::neox) return {y1, y2};
-    std::vector<int> inter(2 * w), lo(w), hi(w);
-    for (unsigned i = 0; i < w; ++i) inter[2 * i] = int(i), inter[2 * i + 1] = int(w + i), lo[i] = int(i), hi[i] = int(w + i);
-    Value* out = ir_.CreateShuffleVector(y1, y2, inter);
-    return {ir_.CreateShuffleVector(out, lo), ir_.CreateShuffleVector(out, hi)};
+    if (gptj_split()) return {rotate_interleaved(x[0], cos_[0], sin_[0]), rotate_interleaved(x[1], cos_[1], sin_[1])};
+    Value* out = rotate_interleaved(ir_.CreateShuffleVector(x[0], x[1], iota(2 * w)), cos_[0], sin_[0]);
+    return {ir_.CreateShuffleVector(out, iota(w)), ir_.CreateShuffleVector(out, iota(w, w))};
   }
 
   KernelBuilder& kb_;
@@ -238,8 +262,7 @@ class RopeKernel {
   Value* seq_ = nullptr;
   Value* chunk_ = nullptr;
   Value* group_ = nullptr;
-  Value* cos_ = nullptr;
-  Value* sin_ = nullptr;
+  std::vector<Value*> cos_, sin_;  // per table range
   std::vector<Value*> pass_offsets_;
   std::vector<Value*> pass_valid_;
 };

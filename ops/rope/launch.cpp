@@ -4,10 +4,13 @@
 #include <llvm/ADT/Hashing.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 
 #include "codegen/nvptx_backend.hpp"
 #include "ops/rope/compile.hpp"
+#include "ops/rope/tuning.hpp"
 #include "ops/stats.hpp"
 #include "runtime/context.hpp"
 #include "runtime/driver_api.hpp"
@@ -53,9 +56,30 @@ int minimum_ptx_isa(int sm) {
   return 70;
 }
 
+// ROPEJIT_DUMP_DIR=dir writes each generated kernel's PTX there, for ptxas, cuobjdump and reading.
+void dump_ptx(const std::string& symbol, const std::string& ptx) {
+  static const char* dir = std::getenv("ROPEJIT_DUMP_DIR");
+  if (!dir || !*dir) return;
+  std::ofstream(std::string(dir) + "/" + symbol + ".ptx") << ptx;
+}
+
 }  // namespace
 
-LaunchConfig choose_config(const Plan& plan, const RopeOptions& options) {
+ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device) {
+  const bool overridden = options.vector_width || options.threads || options.unroll;
+  if (!overridden) {
+    if (auto tuned = tuned_config(device, plan.spec, plan.tokens)) {
+      // A tuned width the memory of this call does not allow falls back to the heuristic.
+      if (tuned->vector_width <= plan.width_cap) {
+        try {
+          validate_config(plan.spec, *tuned);
+          return {*tuned, "tuned"};
+        } catch (const Error&) {
+        }
+      }
+    }
+    return {heuristic_config(plan.spec, plan.width_cap), "heuristic"};
+  }
   LaunchConfig c = heuristic_config(plan.spec, plan.width_cap);
   if (options.vector_width) {
     if (options.vector_width > plan.width_cap)
@@ -68,7 +92,33 @@ LaunchConfig choose_config(const Plan& plan, const RopeOptions& options) {
   if (options.threads) c.threads = options.threads;
   if (options.unroll) c.unroll = options.unroll;
   validate_config(plan.spec, c);
-  return c;
+  return {c, "options"};
+}
+
+std::vector<LaunchConfig> candidate_configs(const Plan& plan) {
+  std::vector<LaunchConfig> out;
+  for (int w = 1; w <= plan.width_cap; w *= 2) {
+    if (plan.spec.pairs() % w) continue;
+    int chunks = plan.spec.pairs() / w;
+    for (int t = 32; t <= 512; t *= 2) {
+      if (t < chunks) continue;
+      int groups = t / chunks;
+      int slots = (plan.spec.q_heads + groups - 1) / groups + (plan.spec.k_heads + groups - 1) / groups;
+      for (int u : {1, 2, 4, 8}) {
+        if (u > slots && u != 1) continue;
+        LaunchConfig c{t, w, u};
+        validate_config(plan.spec, c);
+        out.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+std::string tuning_device(const RopeOptions& options) {
+  if (options.backend == Backend::host) return "host-cpu";
+  runtime::ensure_context(options.device);
+  return runtime::current_device_props().name;
 }
 
 void launch_host(Plan& plan, const LaunchConfig& config) {
@@ -109,6 +159,7 @@ void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* strea
                                   "call apply_rope once with the same shapes before capturing",
                                   kernel_symbol(plan.spec, config)));
         auto ptx = generate_ptx(plan.spec, config, current_ptx_target());
+        dump_ptx(kernel_symbol(plan.spec, config), ptx);
         auto t0 = std::chrono::steady_clock::now();
         auto module = std::make_shared<runtime::Module>(runtime::Module::load(ptx, kernel_symbol(plan.spec, config)));
         CudaKernel k{module, module->function(kernel_symbol(plan.spec, config))};

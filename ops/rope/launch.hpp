@@ -4,10 +4,24 @@
 #include "codegen/targets.hpp"
 #include "ops/rope/plan.hpp"
 
+#include <functional>
+#include <string>
+#include <vector>
+
 namespace ropejit::rope {
 
-// The config for a plan: the caller's overrides (checked), else the heuristic.
-LaunchConfig choose_config(const Plan& plan, const RopeOptions& options);
+struct ConfigChoice {
+  LaunchConfig config;
+  const char* source;  // "options", "tuned" or "heuristic"
+};
+// The config for a plan: the caller's overrides (checked), else the tuning file's for `device`,
+// else the heuristic.
+// `device` is asked only when a tuning file exists.
+ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device);
+// Every config the plan allows (vector widths the memory permits, threads, unroll), for sweeps.
+std::vector<LaunchConfig> candidate_configs(const Plan& plan);
+// The device name tuning records are keyed by: the current context's device, or "host-cpu".
+std::string tuning_device(const RopeOptions& options);
 
 // The host backend: JIT for this CPU (once per spec + config), then the whole grid.
 void launch_host(Plan& plan, const LaunchConfig& config);

@@ -1,0 +1,177 @@
+#include "bench_cases.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+namespace ropejit::bench {
+
+namespace {
+DType parse_dtype(const std::string& s) {
+  if (s == "bf16") return DType::bf16;
+  if (s == "f16" || s == "fp16") return DType::f16;
+  if (s == "f32" || s == "fp32") return DType::f32;
+  throw Error("unknown dtype " + s + " (bf16, f16, f32)");
+}
+RopeStyle parse_style(const std::string& s) {
+  if (s == "neox") return RopeStyle::neox;
+  if (s == "gptj") return RopeStyle::gptj;
+  throw Error("unknown style " + s + " (neox, gptj)");
+}
+Case with_tokens(Case c, int64_t tokens) {
+  c.decode = tokens == 64;
+  c.batch = c.decode ? 64 : 1;
+  c.seq = c.decode ? 1 : tokens;
+  return c;
+}
+}  // namespace
+
+double Case::bytes() const {
+  double elems = double(tokens()) * double(q_heads + k_heads) * head_dim;
+  double table_row = double(head_dim / 2) * 4 * 2;  // f32 cos and sin
+  return 2.0 * elems * dtype_size(dtype) + double(tokens()) * (table_row + (decode ? 4 : 0));
+}
+
+std::string Case::series() const {
+  return fmt::format("{} d{} {}/{} {}", dtype_name(dtype), head_dim, q_heads, k_heads,
+                     style == RopeStyle::neox ? "neox" : "gptj");
+}
+
+std::string Case::label() const {
+  return fmt::format("{} {}", series(), decode ? fmt::format("decode {}x1", batch) : fmt::format("{}", tokens()));
+}
+
+std::vector<Case> default_cases() {
+  std::vector<Case> out;
+  Case llama;
+  for (int64_t t : {64, 1024, 4096, 16384, 65536}) out.push_back(with_tokens(llama, t));
+  for (int64_t t : {16384, 65536}) {
+    for (DType d : {DType::f16, DType::f32}) {
+      Case c = llama;
+      c.dtype = d;
+      out.push_back(with_tokens(c, t));
+    }
+    for (int hd : {64, 256}) {
+      Case c = llama;
+      c.head_dim = hd;
+      out.push_back(with_tokens(c, t));
+    }
+    for (auto h : {std::pair{32, 32}, std::pair{64, 8}}) {
+      Case c = llama;
+      c.q_heads = h.first;
+      c.k_heads = h.second;
+      out.push_back(with_tokens(c, t));
+    }
+    Case g = llama;
+    g.style = RopeStyle::gptj;
+    out.push_back(with_tokens(g, t));
+  }
+  return out;
+}
+
+std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vector<std::string>& dtypes,
+                              const std::vector<int>& head_dims, const std::vector<std::string>& heads,
+                              const std::vector<std::string>& styles) {
+  auto or_default = [](auto v, auto d) { return v.empty() ? decltype(v){d} : v; };
+  std::vector<Case> out;
+  for (auto t : or_default(tokens, int64_t(16384)))
+    for (const auto& d : or_default(dtypes, std::string("bf16")))
+      for (auto hd : or_default(head_dims, 128))
+        for (const auto& h : or_default(heads, std::string("32/8")))
+          for (const auto& s : or_default(styles, std::string("neox"))) {
+            Case c;
+            c.dtype = parse_dtype(d);
+            c.head_dim = hd;
+            auto slash = h.find('/');
+            c.q_heads = std::stoi(h.substr(0, slash));
+            c.k_heads = slash == std::string::npos ? 0 : std::stoi(h.substr(slash + 1));
+            c.style = parse_style(s);
+            out.push_back(with_tokens(c, t));
+          }
+  return out;
+}
+
+Data::Data(const Case& c, int64_t l2_bytes) : c_(c) {
+  const size_t es = size_t(dtype_size(c.dtype));
+  const size_t qb = size_t(c.tokens()) * size_t(c.q_heads) * size_t(c.head_dim) * es;
+  const size_t kb = size_t(c.tokens()) * size_t(c.k_heads) * size_t(c.head_dim) * es;
+  // Enough sets that one pass over them is 4x the L2: every call reads from device memory.
+  sets_ = int(std::clamp<int64_t>((4 * l2_bytes + int64_t(qb + kb) - 1) / int64_t(qb + kb), 1, 1024));
+  // Random values (never zeros), uploaded from one 16 MB block.
+  std::vector<uint8_t> block(size_t(16) << 20);
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  for (size_t i = 0; i < block.size() / es; ++i) store_from_double(c.dtype, block.data(), int64_t(i), u(rng));
+  auto fill = [&](DeviceBuffer& b, size_t bytes) {
+    for (size_t off = 0; off < bytes; off += block.size()) b.upload(block.data(), std::min(block.size(), bytes - off), off);
+  };
+  for (int s = 0; s < sets_; ++s) {
+    q_.emplace_back(qb);
+    fill(q_.back(), qb);
+    if (kb) {
+      k_.emplace_back(kb);
+      fill(k_.back(), kb);
+    }
+  }
+  table_ = std::make_unique<RopeTable>(Backend::cuda, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
+  if (c.decode) {
+    std::vector<int32_t> ids(size_t(c.tokens()));
+    std::uniform_int_distribution<int32_t> p(0, 4095);
+    for (auto& i : ids) i = p(rng);
+    ids_ = DeviceBuffer(ids.size() * 4);
+    ids_.upload(ids.data(), ids.size() * 4);
+  }
+}
+
+TensorView Data::q(int set) const {
+  return TensorView::bshd(q_[size_t(set)].data(), c_.dtype, c_.batch, c_.seq, c_.q_heads, c_.head_dim);
+}
+TensorView Data::k(int set) const {
+  return TensorView::bshd(k_.empty() ? nullptr : k_[size_t(set)].data(), c_.dtype, c_.batch, c_.seq,
+                          std::max(1, c_.k_heads), c_.head_dim);
+}
+Positions Data::positions() const {
+  return c_.decode ? Positions::from_ids(ids_.data(), DType::i32) : Positions::contiguous(1);
+}
+
+Measurement measure(const Case& c, Data& data, const RopeOptions& options, double copy_gbps, int reps,
+                    bool with_host_and_graph) {
+  Measurement m;
+  const auto pos = data.positions();
+  int next = 0;
+  auto call = [&](void* stream) {
+    int s = next++ % data.sets();
+    auto q = data.q(s), k = data.k(s);
+    apply_rope(q, c.k_heads ? &k : nullptr, pos, data.table(), options, stream);
+  };
+  {
+    auto q = data.q(0), k = data.k(0);
+    m.config = describe_kernel(q, c.k_heads ? &k : nullptr, pos, data.table(), options).config;
+  }
+  auto ms = time_gpu_ms([&] { call(nullptr); }, 10, reps);
+  m.gpu_us = ms[ms.size() / 2] * 1e3;
+  m.gbps = c.bytes() / (m.gpu_us * 1e-6) / 1e9;
+  m.fraction = m.gbps / copy_gbps;
+  if (!with_host_and_graph) return m;
+  synchronize();
+  const int n = std::max(reps, 200);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) call(nullptr);  // nothing else in the loop
+  synchronize();
+  m.host_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / n;
+  auto g = time_graph_ms([&](void* stream) { call(stream); }, 10, reps);
+  m.graph_us = g[g.size() / 2] * 1e3;
+  return m;
+}
+
+double copy_bandwidth_gbps() {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer a(bytes), b(bytes);
+  a.fill(0x3c);
+  auto ms = time_gpu_ms([&] { b.copy_from(a, bytes); }, 3, 30);
+  return 2.0 * double(bytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
+}
+
+}  // namespace ropejit::bench

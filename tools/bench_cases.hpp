@@ -1,0 +1,70 @@
+// Shared by ropejit-bench and ropejit-tune (public API only): the benchmark cases, their device
+// buffers (random data, rotated among enough sets to defeat the L2), and how a case is measured.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ropejit/ropejit.hpp"
+
+namespace ropejit::bench {
+
+struct Case {
+  int64_t batch = 1, seq = 1024;
+  DType dtype = DType::bf16;
+  int head_dim = 128, q_heads = 32, k_heads = 8;
+  RopeStyle style = RopeStyle::neox;
+  bool decode = false;  // seq 1 per sequence, positions from int32 ids (as in a decode step)
+
+  int64_t tokens() const { return batch * seq; }
+  // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read.
+  double bytes() const;
+  std::string series() const;  // everything but the token count
+  std::string label() const;   // series and tokens
+};
+
+// The default table: the Llama-3-8B shape over decode, 1K, 4K, 16K, 64K tokens, then one axis at a
+// time (dtype, head_dim, heads, style) at 16K and 64K.
+std::vector<Case> default_cases();
+// The cross product of the given axes (empty = the Llama-3-8B value); tokens 64 means a decode step.
+std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vector<std::string>& dtypes,
+                              const std::vector<int>& head_dims, const std::vector<std::string>& heads,
+                              const std::vector<std::string>& styles);
+
+// Device memory for a case: `sets` copies of q and k with random data, a table and ids.
+class Data {
+ public:
+  Data(const Case& c, int64_t l2_bytes);
+  int sets() const { return sets_; }
+  TensorView q(int set) const;
+  TensorView k(int set) const;
+  Positions positions() const;
+  const CosSinTable& table() const { return table_->view(); }
+
+ private:
+  Case c_;
+  int sets_ = 1;
+  std::vector<DeviceBuffer> q_, k_;
+  DeviceBuffer ids_;
+  std::unique_ptr<RopeTable> table_;
+};
+
+struct Measurement {
+  double gpu_us = 0;    // median GPU time per call, by events
+  double gbps = 0;      // bytes() / gpu time
+  double fraction = 0;  // of the copy bandwidth
+  double host_us = 0;   // wall clock per call of back-to-back calls (host plus GPU, pipelined)
+  double graph_us = 0;  // median GPU time per replay of a one-call CUDA graph
+  KernelConfig config;
+};
+
+// Measures a case with the given options (their config fields select a candidate, or 0 for the
+// default choice). `reps` timed runs after warm-up.
+Measurement measure(const Case& c, Data& data, const RopeOptions& options, double copy_gbps, int reps,
+                    bool with_host_and_graph = true);
+
+// Device-to-device copy bandwidth (cuMemcpyDtoD of 1 GiB, bytes read plus written), GB/s.
+double copy_bandwidth_gbps();
+
+}  // namespace ropejit::bench

@@ -1,0 +1,78 @@
+// ropejit-bench: RoPE speed on the GPU against the memory-bandwidth roofline. Measures the
+// device-to-device copy bandwidth, then each case: GPU time by events (median, inputs rotated past
+// the L2), bandwidth and its fraction of the copy, host cost per call, and time through a CUDA graph.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "bench_cases.hpp"
+#include "plot_svg.hpp"
+
+using namespace ropejit;
+using namespace ropejit::bench;
+
+int main(int argc, char** argv) {
+  CLI::App app{"ropejit-bench: RoPE against the device-to-device copy bandwidth"};
+  std::vector<int64_t> tokens;
+  std::vector<std::string> dtypes, heads, styles;
+  std::vector<int> head_dims;
+  std::string json_path, plot_path;
+  int reps = 100;
+  app.add_option("--tokens", tokens, "token counts (64 = a decode step of 64 sequences x 1 token)");
+  app.add_option("--dtype", dtypes, "bf16, f16, f32");
+  app.add_option("--head-dim", head_dims, "head_dim values");
+  app.add_option("--heads", heads, "q/k head counts, e.g. 32/8");
+  app.add_option("--style", styles, "neox, gptj");
+  app.add_option("--reps", reps, "timed runs per case")->check(CLI::Range(5, 100000));
+  app.add_option("--json", json_path, "write the results as JSON");
+  app.add_option("--plot", plot_path, "write an SVG plot of bandwidth against tokens");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    auto info = device_info();
+    if (!info.available) {
+      fmt::print(stderr, "ropejit-bench needs a GPU: {}\n", info.reason);
+      return 2;
+    }
+    bool custom = !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() || !styles.empty();
+    auto cases = custom ? cross_cases(tokens, dtypes, head_dims, heads, styles) : default_cases();
+    double copy = copy_bandwidth_gbps();
+    fmt::print("device: {} (sm_{}), driver {}, PTX ISA {}.{}\n", info.name, info.sm, info.driver_version,
+               info.ptx_isa / 10, info.ptx_isa % 10);
+    fmt::print("device-to-device copy: {:.0f} GB/s (bytes read plus written)\n\n", copy);
+    fmt::print("{:<34} {:>12} {:>10} {:>8} {:>7} {:>10} {:>10}  {}\n", "case", "tokens", "GPU us", "GB/s",
+               "% copy", "host us", "graph us", "config");
+    nlohmann::json out;
+    out["device"] = info.name;
+    out["driver_version"] = info.driver_version;
+    out["copy_gbps"] = copy;
+    out["cases"] = nlohmann::json::array();
+    std::map<std::string, std::vector<std::pair<double, double>>> series;
+    const int64_t l2 = 64ll << 20;  // at least the H100's 50 MB
+    for (const auto& c : cases) {
+      Data data(c, l2);
+      RopeOptions opt;
+      opt.style = c.style;
+      auto m = measure(c, data, opt, copy, reps);
+      fmt::print("{:<34} {:>12} {:>10.2f} {:>8.0f} {:>6.1f}% {:>10.2f} {:>10.2f}  {}\n", c.series(),
+                 c.decode ? fmt::format("{}x1", c.batch) : fmt::format("{}", c.tokens()), m.gpu_us, m.gbps,
+                 100 * m.fraction, m.host_us, m.graph_us, m.config.key());
+      std::fflush(stdout);
+      out["cases"].push_back({{"case", c.label()},    {"series", c.series()},   {"tokens", c.tokens()},
+                              {"decode", c.decode},   {"gpu_us", m.gpu_us},     {"gbps", m.gbps},
+                              {"fraction_of_copy", m.fraction}, {"host_us_per_call", m.host_us},
+                              {"graph_us", m.graph_us}, {"config", m.config.key()}, {"bytes", c.bytes()}});
+      series[c.series()].push_back({double(c.tokens()), 100 * m.fraction});
+    }
+    if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+    if (!plot_path.empty())
+      std::ofstream(plot_path) << plot_svg(series, fmt::format("ropejit RoPE on {} (copy {:.0f} GB/s)", info.name, copy));
+    return 0;
+  } catch (const Error& e) {
+    fmt::print(stderr, "ropejit-bench: {}\n", e.what());
+    return 1;
+  }
+}
