@@ -37,11 +37,8 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const PtxTarget& target
 }  // namespace
 
 int llvm_max_ptx_isa() {
-#if LLVM_VERSION_MAJOR >= 19
-  return 85;
-#else
-#error "ropejit needs LLVM 19 or newer"
-#endif
+  static_assert(LLVM_VERSION_MAJOR == 19, "kLlvmMaxPtxIsa is LLVM 19's; check it for another LLVM");
+  return kLlvmMaxPtxIsa;
 }
 
 void configure_nvptx_module(llvm::Module& module, const PtxTarget& target) {

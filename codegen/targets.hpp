@@ -10,7 +10,9 @@ struct PtxTarget {
   int ptx_isa = 85;  // e.g. 85 for PTX ISA 8.5
 };
 
-// Highest PTX ISA this LLVM's NVPTX backend can emit (LLVM 19: 8.5).
+// Highest PTX ISA the NVPTX backend of the LLVM ropejit is built with can emit (LLVM 19: 8.5).
+// A constant, so the LLVM-free runtime picks the same target (and cache keys) as the generator.
+constexpr int kLlvmMaxPtxIsa = 85;
 int llvm_max_ptx_isa();
 
 // void grid(void** params, i64 programs, i32 threads_per_program); params as for cuLaunchKernel.

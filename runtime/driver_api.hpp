@@ -24,6 +24,10 @@
   X(cuCtxGetDevice)             \
   X(cuCtxSynchronize)           \
   X(cuModuleLoadDataEx)         \
+  X(cuLinkCreate)               \
+  X(cuLinkAddData)              \
+  X(cuLinkComplete)             \
+  X(cuLinkDestroy)              \
   X(cuModuleUnload)             \
   X(cuModuleGetFunction)        \
   X(cuLaunchKernel)             \

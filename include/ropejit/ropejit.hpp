@@ -158,12 +158,37 @@ struct Comparison {
 };
 Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref);
 
-// ---- Kernel configs and tuning ----
+// ---- Specialisations, configs and tuning ----
+
+enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
+
+// Everything that changes the generated code: one specialisation per distinct spec (and config).
+struct RopeSpec {
+  int head_dim = 128;
+  int rotary_dim = 128;
+  RopeStyle style = RopeStyle::neox;
+  DType dtype = DType::bf16;        // of q and k
+  DType table_dtype = DType::f32;   // of cos and sin
+  int q_heads = 32;
+  int k_heads = 0;                  // 0: q only
+  bool in_place = true;
+  PositionKind positions = PositionKind::offset;
+
+  int pairs() const { return rotary_dim / 2; }
+  // Throws Error naming the first field that is out of range.
+  void validate() const;
+  std::string key() const;
+  bool operator==(const RopeSpec&) const = default;
+};
+
+
 
 // How a kernel is launched: threads per program, elements per q/k access, heads whose loads are
 // issued before their stores. Part of the kernel's identity (each config is its own specialisation).
 struct KernelConfig {
-  int threads = 0, vector_width = 0, unroll = 0;
+  int threads = 0;       // per program, a power of two
+  int vector_width = 0;  // elements per global access of q/k
+  int unroll = 0;        // heads (q and k alike) whose loads are issued before their stores
   std::string key() const;  // "t64.w8.u5"
   bool operator==(const KernelConfig&) const = default;
 };
@@ -196,14 +221,58 @@ std::string tuning_file_path();
 void save_tuning(const std::vector<TuningRecord>& records, const std::string& path = tuning_file_path());
 std::vector<TuningRecord> load_tuning(const std::string& path = tuning_file_path());
 
+// ---- Precompiled kernels: bundles ----
+
+// One kernel made ahead of time for one GPU architecture.
+struct PrecompiledKernel {
+  std::string key;     // the cache key: spec, config, generator and LLVM versions, sm, PTX ISA
+  std::string symbol;  // the kernel's entry in the PTX
+  int sm = 0, ptx_isa = 0;
+  std::string ptx;
+  std::string cubin;   // empty where neither a driver nor ptxas could make one
+};
+
+// Kernels for `spec` on each sm: every config apply_rope could pick without options (the heuristic's
+// at each vector width the memory might allow, and tuned ones from the tuning file), as PTX, and as a
+// cubin where this machine's driver can link one for its own device. Needs the full libropejit.
+std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vector<int>& sms);
+// A bundle directory: manifest.json and one .ptx (and .cubin) file per kernel.
+void write_bundle(const std::string& dir, const std::vector<PrecompiledKernel>& kernels);
+// C++ source embedding the kernels; compiling it into a program registers them at start-up.
+std::string embed_bundle_source(const std::vector<PrecompiledKernel>& kernels, const std::string& name);
+// Entries in the disk cache (PTX always; the cubin under the version of the driver present now).
+void store_in_cache(const std::vector<PrecompiledKernel>& kernels);
+
+// Serving bundles: apply_rope looks in them before the disk cache and code generation. In
+// libropejit_runtime (no LLVM) they are the only source of kernels.
+void load_bundle(const std::string& dir);
+struct EmbeddedKernel {
+  const char* key;
+  const char* symbol;
+  int sm, ptx_isa;
+  const unsigned char* ptx;
+  unsigned long ptx_size;
+  const unsigned char* cubin;
+  unsigned long cubin_size;
+};
+void register_embedded_kernels(const EmbeddedKernel* kernels, unsigned long count);
+size_t bundled_kernel_count();
+
 // What happened behind apply_rope, for tests and tools.
+// Lookup order for a GPU kernel: in-memory -> bundle -> disk cubin (same driver) -> disk PTX (driver
+// JIT) -> full code generation. Every layer's hits and misses are counted; ROPEJIT_LOG=1 also logs
+// each lookup below the in-memory layer to stderr.
 struct Stats {
   uint64_t kernels_generated = 0;  // LLVM code generations (NVPTX or host)
   uint64_t modules_loaded = 0;     // cuModuleLoadDataEx calls
-  uint64_t memory_hits = 0;        // launches served from the in-memory cache
-  double last_codegen_ms = 0;      // IR -> PTX (or host code) of the last generation
-  double last_load_ms = 0;         // driver load (PTX JIT) of the last module
+  uint64_t memory_hits = 0, memory_misses = 0;
+  uint64_t bundle_hits = 0, bundle_misses = 0;
+  uint64_t disk_cubin_hits = 0, disk_cubin_misses = 0;
+  uint64_t disk_ptx_hits = 0, disk_ptx_misses = 0;
+  double last_codegen_ms = 0;  // IR -> PTX (or host code) of the last generation
+  double last_load_ms = 0;     // driver load (PTX JIT or cubin) of the last module
 };
+void reset_stats();
 Stats stats();
 
 // Facts about the GPU, or why there is none.

@@ -19,13 +19,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config) {
-  std::string s = "ropejit_" + spec.key() + "_" + config.key();
-  for (char& c : s)
-    if (c == '.') c = '_';
-  return s;
-}
-
 std::string generate_ptx(const RopeSpec& spec, const LaunchConfig& config, const codegen::PtxTarget& target) {
   auto t0 = std::chrono::steady_clock::now();
   llvm::LLVMContext ctx;

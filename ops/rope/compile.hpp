@@ -8,9 +8,6 @@
 
 namespace ropejit::rope {
 
-// The kernel's symbol: readable, and unique per spec + config.
-std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config);
-
 // Full code generation: IR -> O3 -> PTX. Counted in stats().
 std::string generate_ptx(const RopeSpec& spec, const LaunchConfig& config, const codegen::PtxTarget& target);
 // IR -> O3 -> host code through ORC. Counted in stats().

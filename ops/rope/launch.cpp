@@ -1,15 +1,14 @@
 #include "ops/rope/launch.hpp"
 
 #include <fmt/format.h>
-#include <llvm/ADT/Hashing.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 
-#include "codegen/nvptx_backend.hpp"
 #include "ops/rope/compile.hpp"
+#include "ops/rope/kernel_store.hpp"
 #include "ops/rope/tuning.hpp"
 #include "ops/stats.hpp"
 #include "runtime/context.hpp"
@@ -27,7 +26,7 @@ struct HostKey {
   bool operator==(const HostKey&) const = default;
 };
 struct HostKeyHash {
-  size_t operator()(const HostKey& k) const { return llvm::hash_combine(hash_value(k.spec), hash_value(k.config)); }
+  size_t operator()(const HostKey& k) const { return hash_combine(hash_value(k.spec), hash_value(k.config)); }
 };
 
 struct CudaKey {
@@ -38,7 +37,7 @@ struct CudaKey {
 };
 struct CudaKeyHash {
   size_t operator()(const CudaKey& k) const {
-    return llvm::hash_combine(k.ctx, hash_value(k.spec), hash_value(k.config));
+    return hash_combine(hash_combine(std::hash<void*>()(k.ctx), hash_value(k.spec)), hash_value(k.config));
   }
 };
 
@@ -54,13 +53,6 @@ int minimum_ptx_isa(int sm) {
   if (sm >= 87) return 74;
   if (sm >= 86) return 71;
   return 70;
-}
-
-// ROPEJIT_DUMP_DIR=dir writes each generated kernel's PTX there, for ptxas, cuobjdump and reading.
-void dump_ptx(const std::string& symbol, const std::string& ptx) {
-  static const char* dir = std::getenv("ROPEJIT_DUMP_DIR");
-  if (!dir || !*dir) return;
-  std::ofstream(std::string(dir) + "/" + symbol + ".ptx") << ptx;
 }
 
 }  // namespace
@@ -125,7 +117,7 @@ void launch_host(Plan& plan, const LaunchConfig& config) {
   static runtime::OnceCache<HostKey, codegen::HostGridFn, HostKeyHash> cache;
   bool built = false;
   auto fn = cache.get(HostKey{plan.spec, config}, [&] { return generate_host(plan.spec, config); }, &built);
-  if (!built) record_memory_hit();
+  built ? record_memory_miss() : record_memory_hit();
   auto params = plan.args.pointers();
   fn(params.data(), plan.tokens, config.threads);
 }
@@ -133,7 +125,7 @@ void launch_host(Plan& plan, const LaunchConfig& config) {
 codegen::PtxTarget current_ptx_target() {
   const auto& props = runtime::current_device_props();
   int driver_isa = runtime::driver_max_ptx_isa(runtime::driver().version);
-  codegen::PtxTarget t{props.sm, std::min(codegen::llvm_max_ptx_isa(), driver_isa)};
+  codegen::PtxTarget t{props.sm, std::min(codegen::kLlvmMaxPtxIsa, driver_isa)};
   if (t.ptx_isa < minimum_ptx_isa(props.sm))
     throw Error(fmt::format("the CUDA driver (version {}) accepts PTX ISA up to {}.{}, but {} (sm_{}) needs {}.{}: "
                             "update the driver",
@@ -158,16 +150,13 @@ void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* strea
           throw Error(fmt::format("kernel {} is not compiled yet and the stream is being captured into a CUDA graph: "
                                   "call apply_rope once with the same shapes before capturing",
                                   kernel_symbol(plan.spec, config)));
-        auto ptx = generate_ptx(plan.spec, config, current_ptx_target());
-        dump_ptx(kernel_symbol(plan.spec, config), ptx);
-        auto t0 = std::chrono::steady_clock::now();
-        auto module = std::make_shared<runtime::Module>(runtime::Module::load(ptx, kernel_symbol(plan.spec, config)));
+        auto module = std::make_shared<runtime::Module>(
+            obtain_module(plan.spec, config, current_ptx_target(), runtime::driver().version));
         CudaKernel k{module, module->function(kernel_symbol(plan.spec, config))};
-        record_module_load(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         return k;
       },
       &built);
-  if (!built) record_memory_hit();
+  built ? record_memory_miss() : record_memory_hit();
   auto params = plan.args.pointers();
   runtime::check(d.cuLaunchKernel(kernel.function, unsigned(plan.tokens), 1, 1, unsigned(config.threads), 1, 1, 0,
                                   cu_stream, params.data(), nullptr),

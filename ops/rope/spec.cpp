@@ -1,12 +1,12 @@
 #include "ops/rope/spec.hpp"
 
 #include <fmt/format.h>
-#include <llvm/ADT/Hashing.h>
+#include <functional>
 
 #include <algorithm>
 #include <numeric>
 
-namespace ropejit::rope {
+namespace ropejit {
 
 namespace {
 bool is_pow2(int v) { return v > 0 && (v & (v - 1)) == 0; }
@@ -43,7 +43,15 @@ std::string RopeSpec::key() const {
                      positions_name(positions));
 }
 
-std::string LaunchConfig::key() const { return fmt::format("t{}.w{}.u{}", threads, vector_width, unroll); }
+
+namespace rope {
+
+std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config) {
+  std::string s = "ropejit_" + spec.key() + "_" + config.key();
+  for (char& c : s)
+    if (c == '.') c = '_';
+  return s;
+}
 
 int max_vector_width(const RopeSpec& spec) {
   int w = 16 / dtype_size(spec.dtype);
@@ -100,12 +108,20 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
   return c;
 }
 
+size_t hash_combine(size_t seed, size_t v) { return seed ^ (v + 0x9e3779b97f4a7c15ull + (seed << 6) + (seed >> 2)); }
+
 size_t hash_value(const RopeSpec& s) {
-  return llvm::hash_combine(s.head_dim, s.rotary_dim, static_cast<int>(s.style), static_cast<int>(s.dtype),
-                            static_cast<int>(s.table_dtype), s.q_heads, s.k_heads, s.in_place,
-                            static_cast<int>(s.positions));
+  size_t h = 0;
+  for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
+                int(s.in_place), int(s.positions)})
+    h = hash_combine(h, std::hash<int>()(v));
+  return h;
 }
 
-size_t hash_value(const LaunchConfig& c) { return llvm::hash_combine(c.threads, c.vector_width, c.unroll); }
+size_t hash_value(const LaunchConfig& c) {
+  return hash_combine(hash_combine(std::hash<int>()(c.threads), std::hash<int>()(c.vector_width)),
+                      std::hash<int>()(c.unroll));
+}
 
-}  // namespace ropejit::rope
+}  // namespace rope
+}  // namespace ropejit

@@ -9,33 +9,13 @@
 
 namespace ropejit::rope {
 
-enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
+// RopeSpec, PositionKind and KernelConfig (LaunchConfig here) live in the public header.
+using ropejit::PositionKind;
+using ropejit::RopeSpec;
+using LaunchConfig = KernelConfig;
 
-struct RopeSpec {
-  int head_dim = 128;
-  int rotary_dim = 128;
-  RopeStyle style = RopeStyle::neox;
-  DType dtype = DType::bf16;        // of q and k
-  DType table_dtype = DType::f32;   // of cos and sin
-  int q_heads = 32;
-  int k_heads = 0;                  // 0: q only
-  bool in_place = true;
-  PositionKind positions = PositionKind::offset;
-
-  int pairs() const { return rotary_dim / 2; }
-  // Throws Error naming the first field that is out of range.
-  void validate() const;
-  std::string key() const;
-  bool operator==(const RopeSpec&) const = default;
-};
-
-struct LaunchConfig {
-  int threads = 128;     // per program, a power of two
-  int vector_width = 8;  // elements per global access of q/k
-  int unroll = 1;        // heads (q and k alike) whose loads are issued before their stores
-  std::string key() const;
-  bool operator==(const LaunchConfig&) const = default;
-};
+// The kernel's symbol: readable, and unique per spec + config.
+std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config);
 
 // The widest vector (elements) a spec allows: 16 bytes of its dtype, dividing the pairs per half.
 int max_vector_width(const RopeSpec& spec);
@@ -55,7 +35,9 @@ struct Mapping {
 };
 Mapping mapping(const RopeSpec& spec, const LaunchConfig& config);
 
+// For the in-memory caches' hash maps (not persisted: disk keys are the canonical key text).
 size_t hash_value(const RopeSpec& spec);
 size_t hash_value(const LaunchConfig& config);
+size_t hash_combine(size_t seed, size_t value);
 
 }  // namespace ropejit::rope

@@ -1,10 +1,6 @@
 #include "ops/rope/tuning.hpp"
 
 #include <fmt/format.h>
-#include <llvm/Support/FileSystem.h>
-#include <llvm/Support/MemoryBuffer.h>
-#include <llvm/Support/Path.h>
-#include <llvm/Support/raw_ostream.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ropejit/ropejit.hpp"
+#include "runtime/files.hpp"
 
 namespace ropejit {
 
@@ -60,26 +57,14 @@ int64_t token_bucket(int64_t tokens) {
 
 std::string tuning_file_path() {
   if (auto f = env("ROPEJIT_TUNING_FILE"); !f.empty()) return f;
-  llvm::SmallString<256> dir;
-  if (auto d = env("ROPEJIT_CACHE_DIR"); !d.empty()) {
-    dir = d;
-  } else if (auto x = env("XDG_CACHE_HOME"); !x.empty()) {
-    dir = x;
-    llvm::sys::path::append(dir, "ropejit");
-  } else if (llvm::sys::path::home_directory(dir)) {
-    llvm::sys::path::append(dir, ".cache", "ropejit");
-  } else {
-    dir = ".";
-  }
-  llvm::sys::path::append(dir, "tuning.json");
-  return std::string(dir.str());
+  return runtime::cache_directory() + "/tuning.json";
 }
 
 std::vector<TuningRecord> load_tuning(const std::string& path) {
   std::vector<TuningRecord> out;
-  auto buf = llvm::MemoryBuffer::getFile(path);
-  if (!buf) return out;  // no file: nothing tuned yet
-  auto doc = nlohmann::json::parse((*buf)->getBuffer().begin(), (*buf)->getBuffer().end(), nullptr, false);
+  auto text = runtime::read_file(path);
+  if (!text) return out;  // no file: nothing tuned yet
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
   if (doc.is_discarded() || !doc.contains("records") || !doc["records"].is_array())
     throw Error(fmt::format("tuning file {} is not valid ropejit tuning JSON", path));
   for (const auto& j : doc["records"]) {
@@ -103,30 +88,7 @@ void save_tuning(const std::vector<TuningRecord>& records, const std::string& pa
   doc["records"] = nlohmann::json::array();
   for (const auto& [k, r] : merged) doc["records"].push_back(to_json(r));
 
-  // Atomic: a temporary file in the same directory, then rename over the old one.
-  llvm::StringRef dir = llvm::sys::path::parent_path(path);
-  if (!dir.empty())
-    if (auto ec = llvm::sys::fs::create_directories(dir))
-      throw Error(fmt::format("creating {}: {}", dir.str(), ec.message()));
-  llvm::SmallString<256> model(path);
-  model += ".tmp-%%%%%%%%";
-  int fd = -1;
-  llvm::SmallString<256> tmp;
-  if (auto ec = llvm::sys::fs::createUniqueFile(model, fd, tmp))
-    throw Error(fmt::format("writing the tuning file {}: {}", path, ec.message()));
-  {
-    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-    os << doc.dump(2) << "\n";
-    os.flush();
-    if (os.has_error()) {
-      llvm::sys::fs::remove(tmp);
-      throw Error(fmt::format("writing the tuning file {}: {}", path, os.error().message()));
-    }
-  }
-  if (auto ec = llvm::sys::fs::rename(tmp, path)) {
-    llvm::sys::fs::remove(tmp);
-    throw Error(fmt::format("replacing the tuning file {}: {}", path, ec.message()));
-  }
+  runtime::write_file_atomically(path, doc.dump(2) + "\n");
   std::lock_guard<std::mutex> lock(table().mutex);
   table().loaded = false;  // the next lookup reads the new file
 }

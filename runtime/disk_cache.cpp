@@ -1,0 +1,151 @@
+#include "runtime/disk_cache.hpp"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <vector>
+
+#include "ropejit/ropejit.hpp"
+#include "runtime/files.hpp"
+
+namespace ropejit::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kMagic = "ropejit-cache-1";
+
+uint32_t crc(const std::string& a, const std::string& b) {
+  uLong c = crc32(0L, Z_NULL, 0);
+  c = crc32(c, reinterpret_cast<const Bytef*>(a.data()), uInt(a.size()));
+  c = crc32(c, reinterpret_cast<const Bytef*>(b.data()), uInt(b.size()));
+  return uint32_t(c);
+}
+
+// Keys are made of [a-z0-9._-] already; anything else becomes '_' so a key is always a file name.
+std::string file_name(const std::string& key) {
+  std::string s = key;
+  for (char& c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
+  return s;
+}
+
+}  // namespace
+
+std::string encode_entry(const std::string& key, const CacheEntry& e) {
+  return fmt::format("{}\n{}\n{} {} {:08x}\n", kMagic, key, e.ptx.size(), e.cubin.size(), crc(e.ptx, e.cubin)) + e.ptx +
+         e.cubin;
+}
+
+std::optional<CacheEntry> decode_entry(const std::string& bytes, const std::string& key) {
+  size_t a = bytes.find('\n');
+  if (a == std::string::npos || bytes.compare(0, a, kMagic) != 0) return std::nullopt;
+  size_t b = bytes.find('\n', a + 1);
+  if (b == std::string::npos || bytes.compare(a + 1, b - a - 1, key) != 0) return std::nullopt;  // foreign
+  size_t c = bytes.find('\n', b + 1);
+  if (c == std::string::npos) return std::nullopt;
+  unsigned long long ptx_size = 0, cubin_size = 0;
+  unsigned int sum = 0;
+  std::string sizes = bytes.substr(b + 1, c - b - 1);
+  if (std::sscanf(sizes.c_str(), "%llu %llu %x", &ptx_size, &cubin_size, &sum) != 3) return std::nullopt;
+  if (bytes.size() - (c + 1) != ptx_size + cubin_size) return std::nullopt;  // truncated or padded
+  CacheEntry e{bytes.substr(c + 1, ptx_size), bytes.substr(c + 1 + ptx_size, cubin_size)};
+  if (crc(e.ptx, e.cubin) != sum) return std::nullopt;  // corrupted
+  return e;
+}
+
+DiskCache::DiskCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+
+DiskCache& DiskCache::process() {
+  static DiskCache cache = [] {
+    const char* mode = std::getenv("ROPEJIT_CACHE");
+    if (mode && std::string(mode) == "off") return DiskCache("");
+    uint64_t max = uint64_t(1) << 30;
+    if (const char* m = std::getenv("ROPEJIT_CACHE_MAX_BYTES"); m && *m) max = std::strtoull(m, nullptr, 10);
+    return DiskCache(cache_directory(), max);
+  }();
+  return cache;
+}
+
+std::string DiskCache::entry_path(const std::string& ptx_key, int driver_version) const {
+  return (fs::path(dir_) / file_name(ptx_key) /
+          (driver_version ? fmt::format("driver{}.rjk", driver_version) : std::string("ptx.rjk")))
+      .string();
+}
+
+std::optional<CacheEntry> DiskCache::read_entry(const std::string& path, const std::string& key) {
+  auto bytes = read_file(path);
+  if (!bytes) return std::nullopt;
+  auto e = decode_entry(*bytes, key);
+  if (e) {  // a hit is a use: LRU eviction goes by modification time
+    std::error_code ec;
+    fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+  }
+  return e;
+}
+
+std::optional<CacheEntry> DiskCache::load_cubin(const std::string& ptx_key, int driver_version) {
+  if (!enabled() || !driver_version) return std::nullopt;
+  auto key = fmt::format("{}|driver{}", ptx_key, driver_version);
+  auto e = read_entry(entry_path(ptx_key, driver_version), key);
+  if (e && e->cubin.empty()) return std::nullopt;
+  return e;
+}
+
+std::optional<std::string> DiskCache::load_ptx(const std::string& ptx_key) {
+  if (!enabled()) return std::nullopt;
+  if (auto e = read_entry(entry_path(ptx_key, 0), ptx_key + "|ptx")) return e->ptx;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(fs::path(dir_) / file_name(ptx_key), ec)) {
+    auto name = f.path().filename().string();
+    if (name.rfind("driver", 0) != 0 || f.path().extension() != ".rjk") continue;
+    int v = std::atoi(name.c_str() + 6);
+    if (auto e = read_entry(f.path().string(), fmt::format("{}|driver{}", ptx_key, v))) return e->ptx;
+  }
+  return std::nullopt;
+}
+
+void DiskCache::store(const std::string& ptx_key, int driver_version, const CacheEntry& entry) {
+  if (!enabled()) return;
+  auto key = driver_version ? fmt::format("{}|driver{}", ptx_key, driver_version) : ptx_key + "|ptx";
+  write_file_atomically(entry_path(ptx_key, driver_version), encode_entry(key, entry));
+  evict();
+}
+
+uint64_t DiskCache::total_bytes() const {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& f : fs::recursive_directory_iterator(dir_, ec))
+    if (f.is_regular_file(ec) && f.path().extension() == ".rjk") total += f.file_size(ec);
+  return total;
+}
+
+void DiskCache::evict() {
+  struct File {
+    fs::path path;
+    fs::file_time_type time;
+    uint64_t size;
+  };
+  std::vector<File> files;
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& f : fs::recursive_directory_iterator(dir_, ec)) {
+    if (!f.is_regular_file(ec) || f.path().extension() != ".rjk") continue;
+    File x{f.path(), f.last_write_time(ec), f.file_size(ec)};
+    total += x.size;
+    files.push_back(x);
+  }
+  if (total <= max_bytes_) return;
+  std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.time < b.time; });
+  for (const auto& f : files) {
+    if (total <= max_bytes_) break;
+    if (fs::remove(f.path, ec)) total -= f.size;
+    fs::remove(f.path.parent_path(), ec);  // only succeeds once the key's directory is empty
+  }
+}
+
+}  // namespace ropejit::runtime

@@ -1,0 +1,53 @@
+// The kernel cache on disk, shared by threads and processes. One directory per PTX key (everything
+// that changes the PTX's bytes); in it one entry per driver version holding the PTX and the cubin
+// the driver's linker made from it, or a PTX-only entry where no driver was there. Each entry has a
+// header with its key, sizes and a CRC-32 of the payload; a truncated, corrupted or foreign entry
+// reads as a miss (and is rebuilt and replaced by the caller). Writes are atomic. The directory is
+// kept under a size bound, least recently used entries going first.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ropejit::runtime {
+
+struct CacheEntry {
+  std::string ptx;
+  std::string cubin;  // empty in a PTX-only entry
+};
+
+class DiskCache {
+ public:
+  // `dir` empty: the cache is off (every lookup misses, stores do nothing).
+  explicit DiskCache(std::string dir, uint64_t max_bytes = uint64_t(1) << 30);
+  // The process's cache: cache_directory(), off under ROPEJIT_CACHE=off, bound ROPEJIT_CACHE_MAX_BYTES.
+  static DiskCache& process();
+
+  bool enabled() const { return !dir_.empty(); }
+  const std::string& dir() const { return dir_; }
+
+  // The entry for (ptx_key, driver_version) with a cubin, if valid.
+  std::optional<CacheEntry> load_cubin(const std::string& ptx_key, int driver_version);
+  // Any valid entry's PTX for ptx_key.
+  std::optional<std::string> load_ptx(const std::string& ptx_key);
+  // driver_version 0: a PTX-only entry.
+  void store(const std::string& ptx_key, int driver_version, const CacheEntry& entry);
+
+  // Entry files and their total size, for tests and eviction.
+  uint64_t total_bytes() const;
+
+ private:
+  std::string entry_path(const std::string& ptx_key, int driver_version) const;
+  std::optional<CacheEntry> read_entry(const std::string& path, const std::string& key);
+  void evict();
+
+  std::string dir_;
+  uint64_t max_bytes_;
+};
+
+// Serialised entry (header + payload) and its parser; exposed for tests.
+std::string encode_entry(const std::string& key, const CacheEntry& entry);
+std::optional<CacheEntry> decode_entry(const std::string& bytes, const std::string& key);
+
+}  // namespace ropejit::runtime

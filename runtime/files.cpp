@@ -1,0 +1,67 @@
+#include "runtime/files.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "ropejit/ropejit.hpp"
+
+namespace ropejit::runtime {
+
+namespace fs = std::filesystem;
+
+std::string cache_directory() {
+  if (const char* d = std::getenv("ROPEJIT_CACHE_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "ropejit").string();
+  if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".cache" / "ropejit").string();
+  return (fs::temp_directory_path() / "ropejit-cache").string();
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return ss.str();
+}
+
+void write_file_atomically(const std::string& path, const std::string& data) {
+  fs::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
+  if (ec) throw Error(fmt::format("creating {}: {}", p.parent_path().string(), ec.message()));
+  // Unique per process and thread: concurrent writers of one path never share a temporary.
+  std::random_device rd;
+  auto tmp = fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), (uint64_t(rd()) << 32) ^ rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(fmt::format("writing {}: {}", tmp, std::strerror(errno)));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw Error(fmt::format("writing {}: {}", tmp, std::strerror(e)));
+    }
+    done += size_t(n);
+  }
+  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(fmt::format("publishing {}: {}", path, std::strerror(e)));
+  }
+}
+
+}  // namespace ropejit::runtime

@@ -1,0 +1,16 @@
+// Files shared by processes: the cache directory, whole-file reads, and atomic publication (a
+// temporary file in the same directory, then rename), so readers never see a partial file.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace ropejit::runtime {
+
+// $ROPEJIT_CACHE_DIR, else $XDG_CACHE_HOME/ropejit, else ~/.cache/ropejit.
+std::string cache_directory();
+std::optional<std::string> read_file(const std::string& path);
+// Creates parent directories as needed; throws Error naming the path on failure.
+void write_file_atomically(const std::string& path, const std::string& data);
+
+}  // namespace ropejit::runtime
