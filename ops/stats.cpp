@@ -11,7 +11,7 @@ namespace ropejit {
 namespace {
 std::atomic<uint64_t> g_generated{0}, g_loaded{0}, g_hits{0}, g_misses{0};
 std::atomic<uint64_t> g_layer[3][2];  // [layer][hit]
-std::atomic<double> g_codegen_ms{0}, g_load_ms{0};
+std::atomic<double> g_codegen_ms{0}, g_load_ms{0}, g_link_ms{0};
 
 bool logging() {
   static const bool on = [] {
@@ -31,6 +31,7 @@ void record_module_load(double ms) {
   g_loaded.fetch_add(1, std::memory_order_relaxed);
   g_load_ms.store(ms, std::memory_order_relaxed);
 }
+void record_link(double ms) { g_link_ms.store(ms, std::memory_order_relaxed); }
 void record_memory_hit() { g_hits.fetch_add(1, std::memory_order_relaxed); }
 void record_memory_miss() { g_misses.fetch_add(1, std::memory_order_relaxed); }
 
@@ -54,6 +55,7 @@ Stats stats() {
   s.disk_ptx_hits = g_layer[2][1].load();
   s.last_codegen_ms = g_codegen_ms.load();
   s.last_load_ms = g_load_ms.load();
+  s.last_link_ms = g_link_ms.load();
   return s;
 }
 

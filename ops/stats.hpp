@@ -6,6 +6,7 @@
 namespace ropejit {
 void record_codegen(double ms);
 void record_module_load(double ms);
+void record_link(double ms);
 void record_memory_hit();
 void record_memory_miss();
 enum class Layer { bundle, disk_cubin, disk_ptx };

@@ -60,15 +60,12 @@ std::optional<CacheEntry> decode_entry(const std::string& bytes, const std::stri
 
 DiskCache::DiskCache(std::string dir, uint64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
 
-DiskCache& DiskCache::process() {
-  static DiskCache cache = [] {
-    const char* mode = std::getenv("ROPEJIT_CACHE");
-    if (mode && std::string(mode) == "off") return DiskCache("");
-    uint64_t max = uint64_t(1) << 30;
-    if (const char* m = std::getenv("ROPEJIT_CACHE_MAX_BYTES"); m && *m) max = std::strtoull(m, nullptr, 10);
-    return DiskCache(cache_directory(), max);
-  }();
-  return cache;
+DiskCache DiskCache::from_env() {
+  const char* mode = std::getenv("ROPEJIT_CACHE");
+  if (mode && std::string(mode) == "off") return DiskCache("");
+  uint64_t max = uint64_t(1) << 30;
+  if (const char* m = std::getenv("ROPEJIT_CACHE_MAX_BYTES"); m && *m) max = std::strtoull(m, nullptr, 10);
+  return DiskCache(cache_directory(), max);
 }
 
 std::string DiskCache::entry_path(const std::string& ptx_key, int driver_version) const {

@@ -21,8 +21,10 @@ class DiskCache {
  public:
   // `dir` empty: the cache is off (every lookup misses, stores do nothing).
   explicit DiskCache(std::string dir, uint64_t max_bytes = uint64_t(1) << 30);
-  // The process's cache: cache_directory(), off under ROPEJIT_CACHE=off, bound ROPEJIT_CACHE_MAX_BYTES.
-  static DiskCache& process();
+  // The cache the environment names now: cache_directory(), off under ROPEJIT_CACHE=off, bounded by
+  // ROPEJIT_CACHE_MAX_BYTES. Read at each lookup (only memory misses get here), so tests and tools
+  // can point a process at another directory.
+  static DiskCache from_env();
 
   bool enabled() const { return !dir_.empty(); }
   const std::string& dir() const { return dir_; }

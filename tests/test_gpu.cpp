@@ -4,13 +4,17 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "ops/rope/compile.hpp"
 #include "ops/rope/launch.hpp"
 #include "ropejit/ropejit.hpp"
 #include "runtime/context.hpp"
+#include "runtime/disk_cache.hpp"
 #include "runtime/driver_api.hpp"
 #include "runtime/module.hpp"
 #include "support.hpp"
@@ -175,7 +179,125 @@ TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is sai
   }
 }
 
+namespace {
+std::string g_self;  // this binary, for child processes
+
+// The child process of the disk-cache test: one run of a spec no other test uses.
+Case cache_child_case() {
+  Case c;
+  c.dtype = DType::f16;
+  c.head_dim = 48;
+  c.rotary_dim = 48;
+  c.q_heads = 6;
+  c.k_heads = 2;
+  return c;
+}
+
+int cache_child() {
+  auto r = run_case(cache_child_case(), Backend::cuda, 5);
+  auto s = stats();
+  std::printf("CHILD gen=%llu cubin_hit=%llu ptx_hit=%llu ok=%d\n", (unsigned long long)s.kernels_generated,
+              (unsigned long long)s.disk_cubin_hits, (unsigned long long)s.disk_ptx_hits,
+              int(r.q.ok() && r.k.ok() && r.gaps_untouched));
+  return 0;
+}
+
+struct ChildStats {
+  int gen = -1, cubin_hit = -1, ptx_hit = -1, ok = 0;
+};
+ChildStats run_child() {
+  ChildStats c;
+  std::string cmd = "'" + g_self + "' --cache-child 2>&1";
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char line[512];
+    while (fgets(line, sizeof line, p))
+      if (std::sscanf(line, "CHILD gen=%d cubin_hit=%d ptx_hit=%d ok=%d", &c.gen, &c.cubin_hit, &c.ptx_hit, &c.ok) == 4) break;
+    pclose(p);
+  }
+  return c;
+}
+}  // namespace
+
+TEST_CASE("gpu: the disk cache serves later processes (cubin, then PTX), a corrupted entry is rebuilt" *
+          doctest::skip(no_gpu())) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("ropejit-gpu-cache-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  ::unsetenv("ROPEJIT_CACHE");
+  ::setenv("ROPEJIT_CACHE_DIR", dir.c_str(), 1);
+  auto first = run_child();
+  CHECK(first.ok == 1);
+  CHECK(first.gen == 1);
+  CHECK(first.cubin_hit == 0);
+  auto second = run_child();
+  CHECK(second.ok == 1);
+  CHECK(second.gen == 0);  // no code generation...
+  CHECK(second.cubin_hit == 1);  // ...and no PTX JIT: the cached cubin
+  fs::path entry;
+  for (const auto& f : fs::recursive_directory_iterator(dir))
+    if (f.path().extension() == ".rjk") entry = f.path();
+  REQUIRE(!entry.empty());
+  {
+    std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  auto third = run_child();
+  CHECK(third.ok == 1);
+  CHECK(third.gen == 1);  // the corrupted entry was ignored and rebuilt
+  auto fourth = run_child();
+  CHECK(fourth.cubin_hit == 1);
+  CHECK(fourth.gen == 0);
+  // Only PTX on disk (as from another driver): the driver JITs it, still no code generation.
+  std::string key = entry.parent_path().filename().string();
+  runtime::DiskCache cache(dir.string());
+  auto ptx = cache.load_ptx(key);
+  REQUIRE(ptx.has_value());
+  fs::remove(entry);
+  cache.store(key, 0, runtime::CacheEntry{*ptx, ""});
+  auto fifth = run_child();
+  CHECK(fifth.ok == 1);
+  CHECK(fifth.gen == 0);
+  CHECK(fifth.ptx_hit == 1);
+  ::unsetenv("ROPEJIT_CACHE_DIR");
+  ::setenv("ROPEJIT_CACHE", "off", 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("gpu: a precompiled bundle serves a spec with no code generation" * doctest::skip(no_gpu())) {
+  namespace fs = std::filesystem;
+  Case c;
+  c.head_dim = 56;  // a spec no other test uses
+  c.rotary_dim = 56;
+  c.q_heads = 3;
+  c.k_heads = 1;
+  RopeSpec spec;
+  spec.head_dim = 56;
+  spec.rotary_dim = 56;
+  spec.q_heads = 3;
+  spec.k_heads = 1;
+  spec.dtype = c.dtype;
+  fs::path dir = fs::temp_directory_path() / ("ropejit-bundle-" + std::to_string(::getpid()));
+  auto kernels = precompile(spec, {gpu().sm});
+  write_bundle(dir.string(), kernels);
+  size_t before_count = bundled_kernel_count();
+  load_bundle(dir.string());
+  CHECK(bundled_kernel_count() == before_count + kernels.size());
+  auto s0 = stats();
+  check_case(c, 3);
+  auto s1 = stats();
+  CHECK(s1.kernels_generated == s0.kernels_generated);
+  CHECK(s1.bundle_hits == s0.bundle_hits + 1);
+  fs::remove_all(dir);
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("no manifest.json"), Error);
+}
+
 int main(int argc, char** argv) {
+  g_self = argv[0];
+  if (argc > 1 && std::string(argv[1]) == "--cache-child") return cache_child();
+  // Counters in these tests assume nothing on disk from earlier runs; the disk-cache test turns the
+  // cache on for its own directory.
+  ::setenv("ROPEJIT_CACHE", "off", 1);
   if (no_gpu())
     std::cout << "GPU tests SKIPPED: no usable GPU (" << gpu().reason << "); every GPU case below is reported as skipped, none as passed\n";
   else

@@ -271,6 +271,7 @@ struct Stats {
   uint64_t disk_ptx_hits = 0, disk_ptx_misses = 0;
   double last_codegen_ms = 0;  // IR -> PTX (or host code) of the last generation
   double last_load_ms = 0;     // driver load (PTX JIT or cubin) of the last module
+  double last_link_ms = 0;     // PTX -> cubin by the driver's linker (its PTX JIT) of the last kernel
 };
 void reset_stats();
 Stats stats();

@@ -109,7 +109,7 @@ std::string embed_bundle_source(const std::vector<PrecompiledKernel>& kernels, c
   auto bytes = [&](const std::string& var, const std::string& data) {
     s += fmt::format("const unsigned char {}[] = {{", var);
     for (size_t i = 0; i < data.size(); ++i)
-      s += fmt::format("{}{}", i % 24 ? "," : ",\n  ", unsigned(static_cast<unsigned char>(data[i])));
+      s += fmt::format("{}{}", i == 0 ? "\n  " : i % 24 ? "," : ",\n  ", unsigned(static_cast<unsigned char>(data[i])));
     if (data.empty()) s += "0";
     s += "};\n";
   };

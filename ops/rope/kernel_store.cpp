@@ -51,7 +51,7 @@ runtime::Module obtain_module(const RopeSpec& spec, const LaunchConfig& config, 
   }
   record_layer(Layer::bundle, false, key);
 
-  auto& disk = runtime::DiskCache::process();
+  auto disk = runtime::DiskCache::from_env();
   std::string ptx;
   if (disk.enabled()) {
     if (auto e = disk.load_cubin(key, driver_version)) {
@@ -74,7 +74,9 @@ runtime::Module obtain_module(const RopeSpec& spec, const LaunchConfig& config, 
   // fails, loading the PTX reports the driver's reason.
   std::string cubin;
   try {
+    auto t0 = std::chrono::steady_clock::now();
     cubin = runtime::link_cubin(ptx, kernel_symbol(spec, config));
+    record_link(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   } catch (const Error&) {
   }
   auto module = timed_load(cubin.empty() ? ptx : cubin, key);

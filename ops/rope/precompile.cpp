@@ -60,7 +60,7 @@ std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vecto
 }
 
 void store_in_cache(const std::vector<PrecompiledKernel>& kernels) {
-  auto& disk = runtime::DiskCache::process();
+  auto disk = runtime::DiskCache::from_env();
   if (!disk.enabled()) throw Error("the disk cache is off (ROPEJIT_CACHE=off)");
   const auto* driver = runtime::try_driver(nullptr);
   for (const auto& k : kernels) {

@@ -1,0 +1,184 @@
+// The disk cache without a GPU: entry encoding and every way an entry can be bad, atomic publication
+// under many threads and processes, the size bound, and the precompile path into the cache.
+#include <doctest/doctest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "ops/rope/compile.hpp"
+#include "ops/rope/kernel_store.hpp"
+#include "runtime/disk_cache.hpp"
+#include "runtime/files.hpp"
+
+using namespace ropejit;
+using namespace ropejit::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("ropejit-cache-test-" + std::to_string(::getpid()));
+  TempDir() { fs::remove_all(path); }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+int count_files(const fs::path& dir, const std::string& ext) {
+  int n = 0;
+  for (const auto& f : fs::recursive_directory_iterator(dir))
+    if (f.is_regular_file() && (ext.empty() || f.path().extension() == ext)) ++n;
+  return n;
+}
+
+RopeSpec spec_with(int heads) {
+  RopeSpec s;
+  s.q_heads = heads;
+  s.k_heads = 1;
+  s.head_dim = 64;
+  s.rotary_dim = 64;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("cache entries: round trip; truncated, corrupted and foreign entries read as misses") {
+  CacheEntry e{"// ptx text\n.version 8.5\n", std::string("\x7f" "ELF\0\1\2", 7)};
+  auto bytes = encode_entry("key-a", e);
+  auto back = decode_entry(bytes, "key-a");
+  REQUIRE(back.has_value());
+  CHECK(back->ptx == e.ptx);
+  CHECK(back->cubin == e.cubin);
+  CHECK_FALSE(decode_entry(bytes, "key-b").has_value());                         // foreign
+  CHECK_FALSE(decode_entry(bytes.substr(0, bytes.size() - 1), "key-a").has_value());  // truncated
+  CHECK_FALSE(decode_entry(bytes + "x", "key-a").has_value());                    // padded
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x20;
+  CHECK_FALSE(decode_entry(flipped, "key-a").has_value());  // corrupted payload
+  CHECK_FALSE(decode_entry("", "key-a").has_value());
+  CHECK_FALSE(decode_entry("ropejit-cache-1\nkey-a\n", "key-a").has_value());
+}
+
+TEST_CASE("disk cache: cubin and PTX layers, a hand-corrupted entry is a miss and is replaced") {
+  TempDir tmp;
+  DiskCache cache(tmp.path.string());
+  CHECK_FALSE(cache.load_ptx("k1").has_value());
+  cache.store("k1", 0, CacheEntry{"ptx-only", ""});
+  CHECK(cache.load_ptx("k1") == std::optional<std::string>("ptx-only"));
+  CHECK_FALSE(cache.load_cubin("k1", 13000).has_value());  // PTX only: the driver must JIT it
+  cache.store("k2", 13000, CacheEntry{"ptx2", "cubin2"});
+  CHECK(cache.load_cubin("k2", 13000)->cubin == "cubin2");
+  CHECK_FALSE(cache.load_cubin("k2", 12080).has_value());  // another driver: not its cubin...
+  CHECK(cache.load_ptx("k2") == std::optional<std::string>("ptx2"));  // ...but the PTX serves
+
+  // Corrupt the cubin entry by hand: both layers miss, a rebuild replaces it.
+  fs::path entry;
+  for (const auto& f : fs::recursive_directory_iterator(tmp.path))
+    if (f.path().filename() == "driver13000.rjk") entry = f.path();
+  REQUIRE(!entry.empty());
+  {
+    std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-2, std::ios::end);
+    f.put('#');
+  }
+  CHECK_FALSE(cache.load_cubin("k2", 13000).has_value());
+  CHECK_FALSE(cache.load_ptx("k2").has_value());
+  cache.store("k2", 13000, CacheEntry{"ptx2", "cubin2"});
+  CHECK(cache.load_cubin("k2", 13000)->cubin == "cubin2");
+  // Truncated to nothing, and a foreign file under the right name: misses too.
+  std::ofstream(entry, std::ios::trunc).close();
+  CHECK_FALSE(cache.load_cubin("k2", 13000).has_value());
+  write_file_atomically(entry.string(), encode_entry("someone-else|driver13000", CacheEntry{"p", "c"}));
+  CHECK_FALSE(cache.load_cubin("k2", 13000).has_value());
+
+  DiskCache off("");
+  off.store("k3", 0, CacheEntry{"x", ""});
+  CHECK_FALSE(off.load_ptx("k3").has_value());
+}
+
+TEST_CASE("disk cache: the size bound evicts the least recently used entries first") {
+  TempDir tmp;
+  const std::string payload(1000, 'p');
+  DiskCache big(tmp.path.string());
+  for (int i = 0; i < 5; ++i) {
+    big.store("k" + std::to_string(i), 0, CacheEntry{payload, ""});
+    // Distinct, increasing times; then k0 is used, so k1 is the least recent.
+    for (const auto& f : fs::recursive_directory_iterator(tmp.path))
+      if (f.path().parent_path().filename() == "k" + std::to_string(i))
+        fs::last_write_time(f.path(), fs::file_time_type::clock::now() - std::chrono::hours(10 - i));
+  }
+  CHECK(big.load_ptx("k0").has_value());
+  DiskCache small(tmp.path.string(), 3 * 1100);
+  small.store("k5", 0, CacheEntry{payload, ""});
+  CHECK(small.total_bytes() <= 3 * 1100);
+  CHECK(small.load_ptx("k5").has_value());
+  CHECK(small.load_ptx("k0").has_value());
+  CHECK_FALSE(small.load_ptx("k1").has_value());
+  CHECK_FALSE(small.load_ptx("k2").has_value());
+}
+
+TEST_CASE("disk cache: threads and processes compiling the same and different specs into one directory") {
+  TempDir tmp;
+  ::setenv("ROPEJIT_CACHE_DIR", tmp.path.c_str(), 1);
+  // 3 processes x 4 threads; each compiles 3 specs, two shared by everyone and one of its own.
+  auto work = [](int id) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([id, t] {
+        for (int heads : {2, 3, 10 + id * 4 + t}) store_in_cache(precompile(spec_with(heads), {80}));
+      });
+    for (auto& t : threads) t.join();
+  };
+  std::vector<pid_t> children;
+  for (int p = 1; p < 3; ++p) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      try {
+        work(p);
+        ::_exit(0);
+      } catch (...) {
+        ::_exit(1);
+      }
+    }
+    children.push_back(pid);
+  }
+  work(0);
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  }
+  // Every entry is valid and holds exactly the PTX a fresh generation gives; no temporaries remain.
+  DiskCache cache(tmp.path.string());
+  int checked = 0;
+  for (int heads : {2, 3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}) {
+    auto spec = spec_with(heads);
+    for (const auto& k : precompile(spec, {80})) {
+      auto ptx = cache.load_ptx(k.key);
+      REQUIRE_MESSAGE(ptx.has_value(), k.key);
+      CHECK(*ptx == k.ptx);
+      ++checked;
+    }
+  }
+  CHECK(checked >= 14);
+  CHECK(count_files(tmp.path, ".rjk") == checked);
+  CHECK(count_files(tmp.path, "") == checked);
+  ::unsetenv("ROPEJIT_CACHE_DIR");
+}
+
+TEST_CASE("cache keys cover what changes the bytes") {
+  RopeSpec s;
+  rope::LaunchConfig c{256, 8, 2};
+  auto k = rope::ptx_key(s, c, {90, 85});
+  CHECK(k.find(s.key()) != std::string::npos);
+  CHECK(k.find("t256.w8.u2") != std::string::npos);
+  CHECK(k.find("sm90") != std::string::npos);
+  CHECK(k.find("ptx85") != std::string::npos);
+  CHECK(k.find("llvm19") != std::string::npos);
+  CHECK(k.find("gen") != std::string::npos);
+  CHECK(k != rope::ptx_key(s, c, {80, 85}));
+  CHECK(k != rope::ptx_key(s, c, {90, 84}));
+  CHECK(k != rope::ptx_key(s, rope::LaunchConfig{128, 8, 2}, {90, 85}));
+}

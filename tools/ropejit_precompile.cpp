@@ -1,0 +1,169 @@
+// ropejit-precompile: specs in, kernels out, so a deployment needs neither code generation nor the
+// driver's PTX JIT at start (and, with libropejit_runtime and a bundle, no LLVM at all).
+//
+//   ropejit-precompile --q-heads 32 --k-heads 8 --head-dim 128 --sm 80,90 --bundle out/
+//   ropejit-precompile --manifest specs.json --embed kernels.cpp --name llama
+//   ropejit-precompile --manifest specs.json --cache
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "ropejit/ropejit.hpp"
+
+using namespace ropejit;
+
+namespace {
+
+DType dtype_of(const std::string& s) {
+  for (DType t : {DType::f32, DType::f16, DType::bf16})
+    if (s == dtype_name(t)) return t;
+  throw Error("unknown dtype '" + s + "' (f32, f16, bf16)");
+}
+
+PositionKind positions_of(const std::string& s) {
+  if (s == "offset") return PositionKind::offset;
+  if (s == "ids32") return PositionKind::ids_i32;
+  if (s == "ids64") return PositionKind::ids_i64;
+  throw Error("unknown positions '" + s + "' (offset, ids32, ids64)");
+}
+
+RopeSpec spec_from_json(const nlohmann::json& j) {
+  RopeSpec s;
+  s.head_dim = j.value("head_dim", 128);
+  s.rotary_dim = j.value("rotary_dim", s.head_dim);
+  std::string style = j.value("style", "neox");
+  if (style != "neox" && style != "gptj") throw Error("unknown style '" + style + "' (neox, gptj)");
+  s.style = style == "neox" ? RopeStyle::neox : RopeStyle::gptj;
+  s.dtype = dtype_of(j.value("dtype", "bf16"));
+  s.table_dtype = dtype_of(j.value("table_dtype", "f32"));
+  s.q_heads = j.value("q_heads", 32);
+  s.k_heads = j.value("k_heads", 0);
+  s.in_place = j.value("in_place", true);
+  s.positions = positions_of(j.value("positions", "offset"));
+  s.validate();
+  return s;
+}
+
+std::string find_ptxas(const std::string& given) {
+  if (!given.empty()) return given;
+  for (const char* p : {"/usr/local/cuda/bin/ptxas"})
+    if (std::filesystem::exists(p)) return p;
+  if (FILE* f = popen("command -v ptxas 2>/dev/null", "r")) {
+    char buf[4096] = {};
+    std::string path = fgets(buf, sizeof buf, f) ? buf : "";
+    pclose(f);
+    while (!path.empty() && (path.back() == '\n' || path.back() == '\r')) path.pop_back();
+    return path;
+  }
+  return "";
+}
+
+// A cubin from ptxas, for architectures no local driver can link for.
+std::string ptxas_cubin(const std::string& ptxas, const PrecompiledKernel& k) {
+  auto dir = std::filesystem::temp_directory_path() / fmt::format("ropejit-precompile-{}", ::getpid());
+  std::filesystem::create_directories(dir);
+  auto ptx = dir / "k.ptx", cubin = dir / "k.cubin";
+  std::ofstream(ptx) << k.ptx;
+  auto cmd = fmt::format("'{}' -arch=sm_{} -o '{}' '{}' 2>&1", ptxas, k.sm, cubin.string(), ptx.string());
+  std::string log;
+  int rc = -1;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) log.append(buf, n);
+    rc = pclose(p);
+  }
+  std::string bytes;
+  if (rc == 0) {
+    std::ifstream in(cubin, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    bytes = ss.str();
+  }
+  std::filesystem::remove_all(dir);
+  if (rc != 0) throw Error(fmt::format("ptxas failed for {}: {}", k.key, log));
+  return bytes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ropejit-precompile: RoPE kernels ahead of time, into the cache, a bundle, or C++ source"};
+  nlohmann::json one = nlohmann::json::object();
+  int head_dim = 128, rotary_dim = 0, q_heads = 32, k_heads = 8;
+  std::string style = "neox", dtype = "bf16", table_dtype = "f32", positions = "offset", manifest, bundle, embed;
+  std::string name = "kernels", ptxas_path;
+  bool out_of_place = false, to_cache = false, no_ptxas = false;
+  std::vector<int> sms;
+  app.add_option("--head-dim", head_dim);
+  app.add_option("--rotary-dim", rotary_dim, "0 = head_dim");
+  app.add_option("--q-heads", q_heads);
+  app.add_option("--k-heads", k_heads, "0 = q only");
+  app.add_option("--style", style, "neox or gptj");
+  app.add_option("--dtype", dtype, "q/k dtype: bf16, f16, f32");
+  app.add_option("--table-dtype", table_dtype, "f32 or bf16");
+  app.add_option("--positions", positions, "offset, ids32 or ids64");
+  app.add_flag("--out-of-place", out_of_place);
+  app.add_option("--manifest", manifest, "JSON file: {\"specs\": [{\"head_dim\": 128, ...}, ...]} (instead of the flags)");
+  app.add_option("--sm", sms, "target architectures, e.g. 80,86,89,90 (default: the local GPU's, else 80,86,89,90)")
+      ->delimiter(',');
+  app.add_flag("--cache", to_cache, "store the kernels in the disk cache");
+  app.add_option("--bundle", bundle, "write a bundle directory (manifest.json, .ptx, .cubin)");
+  app.add_option("--embed", embed, "write C++ source embedding the kernels");
+  app.add_option("--name", name, "name of the embedded bundle (a C identifier)");
+  app.add_option("--ptxas", ptxas_path, "ptxas for cubins of architectures the local driver cannot link for");
+  app.add_flag("--no-ptxas", no_ptxas, "PTX only where the local driver cannot make a cubin");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (!to_cache && bundle.empty() && embed.empty()) throw Error("nothing to write: give --cache, --bundle or --embed");
+    std::vector<RopeSpec> specs;
+    if (!manifest.empty()) {
+      std::ifstream in(manifest);
+      if (!in) throw Error("cannot read manifest " + manifest);
+      auto doc = nlohmann::json::parse(in, nullptr, false);
+      if (doc.is_discarded() || !doc.contains("specs") || !doc["specs"].is_array())
+        throw Error("manifest " + manifest + " must be a JSON object with a \"specs\" array");
+      for (const auto& j : doc["specs"]) specs.push_back(spec_from_json(j));
+    } else {
+      specs.push_back(spec_from_json({{"head_dim", head_dim}, {"rotary_dim", rotary_dim ? rotary_dim : head_dim},
+                                      {"style", style}, {"dtype", dtype}, {"table_dtype", table_dtype},
+                                      {"q_heads", q_heads}, {"k_heads", k_heads}, {"in_place", !out_of_place},
+                                      {"positions", positions}}));
+    }
+    auto info = device_info();
+    if (sms.empty()) sms = info.available ? std::vector<int>{info.sm} : std::vector<int>{80, 86, 89, 90};
+    std::string ptxas = no_ptxas ? "" : find_ptxas(ptxas_path);
+
+    std::vector<PrecompiledKernel> kernels;
+    for (const auto& spec : specs) {
+      auto ks = precompile(spec, sms);
+      for (auto& k : ks) {
+        if (k.cubin.empty() && !ptxas.empty()) k.cubin = ptxas_cubin(ptxas, k);
+        fmt::print("{}  sm_{}  PTX {} B, cubin {}\n", k.key, k.sm, k.ptx.size(),
+                   k.cubin.empty() ? std::string("none") : fmt::format("{} B", k.cubin.size()));
+        kernels.push_back(std::move(k));
+      }
+    }
+    if (to_cache) {
+      store_in_cache(kernels);
+      fmt::print("stored {} kernel(s) in the disk cache\n", kernels.size());
+    }
+    if (!bundle.empty()) {
+      write_bundle(bundle, kernels);
+      fmt::print("wrote bundle {} ({} kernels)\n", bundle, kernels.size());
+    }
+    if (!embed.empty()) {
+      std::ofstream(embed) << embed_bundle_source(kernels, name);
+      fmt::print("wrote {} ({} kernels)\n", embed, kernels.size());
+    }
+    return 0;
+  } catch (const Error& e) {
+    fmt::print(stderr, "ropejit-precompile: {}\n", e.what());
+    return 1;
+  }
+}
