@@ -93,6 +93,14 @@ std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vec
   return out;
 }
 
+void CaseOptions::add_to(CLI::App& app) {
+  app.add_option("--tokens", tokens, "token counts (64 = a decode step of 64 sequences x 1 token)");
+  app.add_option("--dtype", dtypes, "bf16, f16, f32");
+  app.add_option("--head-dim", head_dims, "head_dim values");
+  app.add_option("--heads", heads, "q/k head counts, e.g. 32/8");
+  app.add_option("--style", styles, "neox, gptj");
+}
+
 Data::Data(const Case& c, int64_t l2_bytes) : c_(c) {
   const size_t es = size_t(dtype_size(c.dtype));
   const size_t qb = size_t(c.tokens()) * size_t(c.q_heads) * size_t(c.head_dim) * es;

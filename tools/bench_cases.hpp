@@ -2,6 +2,8 @@
 // buffers (random data, rotated among enough sets to defeat the L2), and how a case is measured.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +33,16 @@ std::vector<Case> default_cases();
 std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vector<std::string>& dtypes,
                               const std::vector<int>& head_dims, const std::vector<std::string>& heads,
                               const std::vector<std::string>& styles);
+
+// The case-selection options both tools take: --tokens --dtype --head-dim --heads --style.
+struct CaseOptions {
+  std::vector<int64_t> tokens;
+  std::vector<std::string> dtypes, heads, styles;
+  std::vector<int> head_dims;
+  void add_to(CLI::App& app);
+  bool any() const { return !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() || !styles.empty(); }
+  std::vector<Case> cases() const { return cross_cases(tokens, dtypes, head_dims, heads, styles); }
+};
 
 // Device memory for a case: `sets` copies of q and k with random data, a table and ids.
 class Data {

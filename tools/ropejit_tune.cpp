@@ -65,17 +65,11 @@ void progress(size_t done, size_t total, const std::string& what) {
 
 int main(int argc, char** argv) {
   CLI::App app{"ropejit-tune: sweep kernel configs, keep the best per (device, spec, token bucket)"};
-  std::vector<int64_t> tokens;
-  std::vector<std::string> dtypes, heads, styles;
-  std::vector<int> head_dims;
+  CaseOptions selection;
   std::string out_path = tuning_file_path();
   int reps = 50;
   bool dry_run = false;
-  app.add_option("--tokens", tokens, "token counts (64 = a decode step of 64 sequences x 1 token)");
-  app.add_option("--dtype", dtypes, "bf16, f16, f32");
-  app.add_option("--head-dim", head_dims, "head_dim values");
-  app.add_option("--heads", heads, "q/k head counts, e.g. 32/8");
-  app.add_option("--style", styles, "neox, gptj");
+  selection.add_to(app);
   app.add_option("--reps", reps, "timed runs per candidate")->check(CLI::Range(5, 100000));
   app.add_option("--out", out_path, "tuning file to update")->capture_default_str();
   app.add_flag("--dry-run", dry_run, "sweep and print, write nothing");
@@ -87,8 +81,8 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ropejit-tune needs a GPU: {}\n", info.reason);
       return 2;
     }
-    if (tokens.empty() && dtypes.empty() && head_dims.empty() && heads.empty() && styles.empty()) tokens = {64, 1024, 16384, 65536};
-    auto cases = cross_cases(tokens, dtypes, head_dims, heads, styles);
+    if (!selection.any()) selection.tokens = {64, 1024, 16384, 65536};
+    auto cases = selection.cases();
     double copy = copy_bandwidth_gbps();
     fmt::print("device: {}; copy bandwidth {:.0f} GB/s\n", info.name, copy);
     std::vector<TuningRecord> records;
