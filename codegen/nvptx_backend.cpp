@@ -6,6 +6,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <map>
 #include <memory>
 
 #include "codegen/llvm_init.hpp"
@@ -17,7 +18,7 @@ namespace ropejit::codegen {
 namespace {
 constexpr const char* kTriple = "nvptx64-nvidia-cuda";
 
-std::unique_ptr<llvm::TargetMachine> make_target_machine(const PtxTarget& target) {
+std::unique_ptr<llvm::TargetMachine> create_target_machine(const PtxTarget& target) {
   ensure_llvm_initialized();
   if (target.ptx_isa > llvm_max_ptx_isa())
     throw Error(fmt::format("PTX ISA {}.{} requested, but LLVM {} emits at most {}.{}", target.ptx_isa / 10,
@@ -34,6 +35,15 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const PtxTarget& target
   if (!tm) throw Error(fmt::format("LLVM could not create an NVPTX target machine for {} {}", cpu, features));
   return tm;
 }
+
+// Target machines are costly to create (a few ms) and not safe to share between threads while
+// generating code: one per thread and target.
+llvm::TargetMachine& target_machine(const PtxTarget& target) {
+  thread_local std::map<std::pair<int, int>, std::unique_ptr<llvm::TargetMachine>> machines;
+  auto& tm = machines[{target.sm, target.ptx_isa}];
+  if (!tm) tm = create_target_machine(target);
+  return *tm;
+}
 }  // namespace
 
 int llvm_max_ptx_isa() {
@@ -42,21 +52,20 @@ int llvm_max_ptx_isa() {
 }
 
 void configure_nvptx_module(llvm::Module& module, const PtxTarget& target) {
-  auto tm = make_target_machine(target);
   module.setTargetTriple(kTriple);
-  module.setDataLayout(tm->createDataLayout());
+  module.setDataLayout(target_machine(target).createDataLayout());
 }
 
 std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
-  auto tm = make_target_machine(target);
+  auto& tm = target_machine(target);
   module.setTargetTriple(kTriple);
-  module.setDataLayout(tm->createDataLayout());
-  optimize_module(module, *tm);
+  module.setDataLayout(tm.createDataLayout());
+  optimize_module(module, tm);
 
   llvm::SmallString<0> ptx;
   llvm::raw_svector_ostream os(ptx);
   llvm::legacy::PassManager pm;
-  if (tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
     throw Error("the NVPTX backend cannot emit assembly");
   pm.run(module);
   return std::string(ptx.str());
