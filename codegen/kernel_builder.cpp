@@ -1,5 +1,6 @@
 #include "codegen/kernel_builder.hpp"
 
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
 #include <llvm/IR/MDBuilder.h>
@@ -83,13 +84,45 @@ void KernelBuilder::apply_hint(llvm::Instruction* inst, CacheHint hint) {
     inst->setMetadata(llvm::LLVMContext::MD_invariant_load, llvm::MDNode::get(ctx(), {}));
 }
 
+bool KernelBuilder::streamed(CacheHint hint, llvm::Type* type) const {
+  return hint == CacheHint::stream && target_ == Target::nvptx &&
+         module_.getDataLayout().getTypeStoreSize(type) == 16;
+}
+
+Value* KernelBuilder::global_address(Value* ptr) {
+  // The .cs forms take a global address: cvta.to.global, as NVPTX lowers this cast.
+  return ir_.CreatePtrToInt(ir_.CreateAddrSpaceCast(ptr, llvm::PointerType::get(ctx(), 1)), ir_.getInt64Ty());
+}
+
 Value* KernelBuilder::load_raw(DType t, Value* ptr, unsigned width, unsigned align, CacheHint hint) {
-  auto* load = ir_.CreateAlignedLoad(vector_of(storage_type(t), width), ptr, llvm::Align(align));
+  auto* type = vector_of(storage_type(t), width);
+  if (streamed(hint, type)) {
+    auto* i32 = ir_.getInt32Ty();
+    auto* ret = llvm::StructType::get(ctx(), {i32, i32, i32, i32});
+    auto* asm_fn = llvm::InlineAsm::get(llvm::FunctionType::get(ret, {ir_.getInt64Ty()}, false),
+                                        "ld.global.cs.v4.b32 {$0, $1, $2, $3}, [$4];", "=r,=r,=r,=r,l,~{memory}",
+                                        /*hasSideEffects=*/true);
+    auto* parts = ir_.CreateCall(asm_fn, {global_address(ptr)});
+    Value* v = llvm::PoisonValue::get(vector_of(i32, 4));
+    for (unsigned i = 0; i < 4; ++i) v = ir_.CreateInsertElement(v, ir_.CreateExtractValue(parts, i), i);
+    return ir_.CreateBitCast(v, type);
+  }
+  auto* load = ir_.CreateAlignedLoad(type, ptr, llvm::Align(align));
   apply_hint(load, hint);
   return load;
 }
 
 void KernelBuilder::store_raw(Value* value, Value* ptr, unsigned align, CacheHint hint) {
+  if (streamed(hint, value->getType())) {
+    auto* i32 = ir_.getInt32Ty();
+    Value* v = ir_.CreateBitCast(value, vector_of(i32, 4));
+    auto* asm_fn = llvm::InlineAsm::get(
+        llvm::FunctionType::get(ir_.getVoidTy(), {ir_.getInt64Ty(), i32, i32, i32, i32}, false),
+        "st.global.cs.v4.b32 [$0], {$1, $2, $3, $4};", "l,r,r,r,r,~{memory}", /*hasSideEffects=*/true);
+    ir_.CreateCall(asm_fn, {global_address(ptr), ir_.CreateExtractElement(v, uint64_t(0)), ir_.CreateExtractElement(v, 1),
+                            ir_.CreateExtractElement(v, 2), ir_.CreateExtractElement(v, 3)});
+    return;
+  }
   auto* store = ir_.CreateAlignedStore(value, ptr, llvm::Align(align));
   apply_hint(store, hint);
 }

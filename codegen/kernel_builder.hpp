@@ -31,6 +31,7 @@ struct Param {
 enum class CacheHint : uint8_t {
   normal,
   readonly,  // never written while the kernel runs: NVPTX may use the non-coherent path (ld.global.nc)
+  stream,    // touched once: NVPTX 16-byte accesses use ld/st.global.cs (evict first); others plain
 };
 
 class KernelBuilder {
@@ -85,6 +86,8 @@ class KernelBuilder {
   llvm::Type* storage_type(DType t);
   llvm::Type* vector_of(llvm::Type* t, unsigned width);
   void apply_hint(llvm::Instruction* inst, CacheHint hint);
+  bool streamed(CacheHint hint, llvm::Type* type) const;
+  llvm::Value* global_address(llvm::Value* ptr);
   void emit_host_grid();
 
   llvm::Module& module_;

@@ -19,11 +19,11 @@ const char* layout_name(Layout l) {
 }
 
 std::string Case::describe() const {
-  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={}",
+  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}",
                      style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
                      rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
                      pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout), batch,
-                     seq, threads, vector_width, unroll);
+                     seq, threads, vector_width, unroll, streaming);
 }
 
 HostTensor::HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
@@ -144,6 +144,7 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   opt.threads = c.threads;
   opt.vector_width = c.vector_width;
   opt.unroll = c.unroll;
+  opt.streaming = c.streaming;
   if (!c.in_place) {
     opt.q_out = sqo.view;
     if (has_k) opt.k_out = sko.view;

@@ -26,6 +26,7 @@ struct Case {
   Layout layout = Layout::bshd;
   int batch = 2, seq = 5;
   int threads = 0, vector_width = 0, unroll = 0;  // 0: heuristic
+  int streaming = -1;                             // -1: heuristic
   std::string describe() const;
 };
 

@@ -57,6 +57,7 @@ TEST_CASE("gpu: other configs and padded strides" * doctest::skip(no_gpu())) {
         c.vector_width = width;
         c.threads = threads;
         c.unroll = unroll;
+        c.streaming = width == 8 ? int(seed % 2) : -1;  // .cs accesses where they are 16 bytes
         c.layout = Layout::padded;
         check_case(c, seed++);
       }

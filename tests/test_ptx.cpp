@@ -62,7 +62,9 @@ std::vector<std::pair<RopeSpec, LaunchConfig>> representative() {
         s.k_heads = 8;
         s.in_place = in_place;
         s.positions = in_place ? PositionKind::offset : PositionKind::ids_i64;
-        out.push_back({s, heuristic_config(s, 16)});
+        auto c = heuristic_config(s, 16);
+        c.streaming = in_place && dt != DType::f32 ? 1 : 0;  // the .cs forms assemble too
+        out.push_back({s, c});
       }
   RopeSpec big;  // the largest head
   big.head_dim = 512;
@@ -93,7 +95,7 @@ TEST_CASE("ptx: generated for sm_80 and sm_90 at PTX ISA 8.5, with the kernel en
 }
 
 TEST_CASE("ptx: 128-bit global loads and stores for aligned 16-bit specs") {
-  std::regex ld128(R"(ld\.global(\.nc)?\.v4\.(b32|u32|f32))"), st128(R"(st\.global\.v4\.(b32|u32|f32))");
+  std::regex ld128(R"(ld\.global(\.nc|\.cs)?\.v4\.(b32|u32|f32))"), st128(R"(st\.global(\.cs)?\.v4\.(b32|u32|f32))");
   std::regex narrow_ld(R"(ld\.global(\.nc)?(\.v2)?\.(b16|u16|f16|bf16)\s)");
   for (auto [spec, config] : representative()) {
     if (spec.dtype == DType::f32 && spec.head_dim == 512) continue;
@@ -103,6 +105,17 @@ TEST_CASE("ptx: 128-bit global loads and stores for aligned 16-bit specs") {
     CHECK(std::regex_search(ptx, st128));
     if (spec.dtype != DType::f32) CHECK_FALSE(std::regex_search(ptx, narrow_ld));
   }
+}
+
+TEST_CASE("ptx: streaming configs use ld/st.global.cs for their 16-byte q/k accesses") {
+  RopeSpec s;
+  auto c = heuristic_config(s, 8);
+  c.streaming = 1;
+  auto ptx = generate_ptx(s, c, codegen::PtxTarget{90, 85});
+  CHECK(ptx.find("ld.global.cs.v4.b32") != std::string::npos);
+  CHECK(ptx.find("st.global.cs.v4.b32") != std::string::npos);
+  c.streaming = 0;
+  CHECK(generate_ptx(s, c, codegen::PtxTarget{90, 85}).find(".cs.") == std::string::npos);
 }
 
 TEST_CASE("ptx: assembles with ptxas for sm_80 and sm_90, no spills, no local memory" *

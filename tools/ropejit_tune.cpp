@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
         opt.threads = cand.threads;
         opt.vector_width = cand.vector_width;
         opt.unroll = cand.unroll;
+        opt.streaming = cand.streaming;
         Row r{cand, {}, ""};
         try {
           r.error = check_candidate(c, opt, data.table(), host_table.view(), 7 + done);

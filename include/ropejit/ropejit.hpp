@@ -115,6 +115,8 @@ struct RopeOptions {
   int vector_width = 0;
   // Heads whose loads are issued together (0 = heuristic).
   int unroll = 0;
+  // Streaming (evict-first) q/k accesses: -1 = heuristic/tuned, 0 = off, 1 = on.
+  int streaming = -1;
   // The device whose primary context is used when no context is current (cuda backend).
   int device = 0;
 };
@@ -189,7 +191,8 @@ struct KernelConfig {
   int threads = 0;       // per program, a power of two
   int vector_width = 0;  // elements per global access of q/k
   int unroll = 0;        // heads (q and k alike) whose loads are issued before their stores
-  std::string key() const;  // "t64.w8.u5"
+  int streaming = 0;     // 1: q/k accesses of 16 bytes bypass caching (ld/st.global.cs), evicted first
+  std::string key() const;  // "t64.w8.u5", or "t64.w8.u5.cs" when streaming
   bool operator==(const KernelConfig&) const = default;
 };
 

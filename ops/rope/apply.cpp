@@ -18,7 +18,7 @@ KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Pos
                              const CosSinTable& table, const RopeOptions& options) {
   auto plan = rope::make_plan(q, k, positions, table, options);
   auto choice = rope::choose_config(plan, options, [&] { return rope::tuning_device(options); });
-  auto to_public = [](const rope::LaunchConfig& c) { return KernelConfig{c.threads, c.vector_width, c.unroll}; };
+  auto to_public = [](const rope::LaunchConfig& c) { return c; };
   KernelChoice out;
   out.spec_key = plan.spec.key();
   out.config = to_public(choice.config);

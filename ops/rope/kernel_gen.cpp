@@ -148,7 +148,10 @@ class RopeKernel {
     for (const Tensor& t : tensors)
       for (int i = 0; i * map_.groups < t.heads; ++i) slots.push_back({&t, i});
     const auto offsets = rotary_offsets();
-    const CacheHint in_hint = spec_.in_place ? CacheHint::normal : CacheHint::readonly;
+    const CacheHint in_hint = config_.streaming ? CacheHint::stream
+                              : spec_.in_place  ? CacheHint::normal
+                                                : CacheHint::readonly;
+    const CacheHint out_hint = config_.streaming ? CacheHint::stream : CacheHint::normal;
     const size_t unroll = size_t(std::max(1, config_.unroll));
     for (size_t first = 0; first < slots.size(); first += unroll) {
       std::vector<Access> acc;
@@ -179,7 +182,7 @@ class RopeKernel {
           for (size_t i = 0; i < offsets.size(); ++i)
             kb_.store_f32(spec_.dtype, y[i],
                           kb_.element_ptr(spec_.dtype, a.t->out_ptr, ir_.CreateAdd(a.out_base, offsets[i])),
-                          x_align(map_.width), CacheHint::normal);
+                          x_align(map_.width), out_hint);
           store_pass(a, a.t->out_ptr);
         };
         if (a.valid)

@@ -12,7 +12,7 @@
 namespace ropejit::rope {
 
 // Bumped whenever the generator's output changes, so old cache entries are never used.
-constexpr int kGeneratorVersion = 3;
+constexpr int kGeneratorVersion = 4;
 
 // The disk and bundle key: everything that changes the PTX's bytes.
 std::string ptx_key(const RopeSpec& spec, const LaunchConfig& config, const codegen::PtxTarget& target);

@@ -58,7 +58,7 @@ int minimum_ptx_isa(int sm) {
 }  // namespace
 
 ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device) {
-  const bool overridden = options.vector_width || options.threads || options.unroll;
+  const bool overridden = options.vector_width || options.threads || options.unroll || options.streaming >= 0;
   if (!overridden) {
     if (auto tuned = tuned_config(device, plan.spec, plan.tokens)) {
       // A tuned width the memory of this call does not allow falls back to the heuristic.
@@ -83,6 +83,7 @@ ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const s
   }
   if (options.threads) c.threads = options.threads;
   if (options.unroll) c.unroll = options.unroll;
+  if (options.streaming >= 0) c.streaming = options.streaming;
   validate_config(plan.spec, c);
   return {c, "options"};
 }
@@ -98,9 +99,13 @@ std::vector<LaunchConfig> candidate_configs(const Plan& plan) {
       int slots = (plan.spec.q_heads + groups - 1) / groups + (plan.spec.k_heads + groups - 1) / groups;
       for (int u : {1, 2, 4, 8}) {
         if (u > slots && u != 1) continue;
-        LaunchConfig c{t, w, u};
-        validate_config(plan.spec, c);
-        out.push_back(c);
+        // Streaming hints apply to 16-byte accesses only.
+        for (int cs : {0, 1}) {
+          if (cs && w * dtype_size(plan.spec.dtype) != 16) continue;
+          LaunchConfig c{t, w, u, cs};
+          validate_config(plan.spec, c);
+          out.push_back(c);
+        }
       }
     }
   }

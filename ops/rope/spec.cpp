@@ -88,6 +88,7 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c) {
     throw Error(fmt::format("{} threads per program do not fit {}: a power of two from {} to 1024 is needed",
                             c.threads, spec.key(), chunks));
   if (c.unroll < 1 || c.unroll > 16) throw Error(fmt::format("unroll {} is outside 1..16", c.unroll));
+  if (c.streaming != 0 && c.streaming != 1) throw Error(fmt::format("streaming {} is neither 0 nor 1", c.streaming));
 }
 
 LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
@@ -119,8 +120,9 @@ size_t hash_value(const RopeSpec& s) {
 }
 
 size_t hash_value(const LaunchConfig& c) {
-  return hash_combine(hash_combine(std::hash<int>()(c.threads), std::hash<int>()(c.vector_width)),
-                      std::hash<int>()(c.unroll));
+  return hash_combine(hash_combine(hash_combine(std::hash<int>()(c.threads), std::hash<int>()(c.vector_width)),
+                                   std::hash<int>()(c.unroll)),
+                      std::hash<int>()(c.streaming));
 }
 
 }  // namespace rope

@@ -42,12 +42,15 @@ nlohmann::json to_json(const TuningRecord& r) {
           {"threads", r.config.threads},
           {"vector_width", r.config.vector_width},
           {"unroll", r.config.unroll},
+          {"streaming", r.config.streaming},
           {"gbps", r.gbps}};
 }
 
 }  // namespace
 
-std::string KernelConfig::key() const { return fmt::format("t{}.w{}.u{}", threads, vector_width, unroll); }
+std::string KernelConfig::key() const {
+  return fmt::format("t{}.w{}.u{}{}", threads, vector_width, unroll, streaming ? ".cs" : "");
+}
 
 int64_t token_bucket(int64_t tokens) {
   int64_t b = 1;
@@ -72,7 +75,7 @@ std::vector<TuningRecord> load_tuning(const std::string& path) {
     r.device = j.value("device", "");
     r.spec_key = j.value("spec", "");
     r.token_bucket = j.value("token_bucket", int64_t(0));
-    r.config = KernelConfig{j.value("threads", 0), j.value("vector_width", 0), j.value("unroll", 0)};
+    r.config = KernelConfig{j.value("threads", 0), j.value("vector_width", 0), j.value("unroll", 0), j.value("streaming", 0)};
     r.gbps = j.value("gbps", 0.0);
     out.push_back(r);
   }
@@ -104,7 +107,7 @@ std::optional<LaunchConfig> tuned_config(const std::function<std::string()>& dev
     try {
       for (const auto& r : load_tuning())
         t.configs[record_key(r.device, r.spec_key, r.token_bucket)] =
-            LaunchConfig{r.config.threads, r.config.vector_width, r.config.unroll};
+            LaunchConfig{r.config.threads, r.config.vector_width, r.config.unroll, r.config.streaming};
     } catch (const Error& e) {
       // A broken tuning file must not stop RoPE: the heuristic serves instead.
       std::fprintf(stderr, "ropejit: ignoring the tuning file: %s\n", e.what());
