@@ -47,7 +47,14 @@ runtime::Module obtain_module(const RopeSpec& spec, const LaunchConfig& config, 
   const std::string key = ptx_key(spec, config, target);
   if (auto b = find_bundled(key)) {
     record_layer(Layer::bundle, true, key);
-    return timed_load(b->cubin.empty() ? b->ptx : b->cubin, key);
+    if (!b->cubin.empty()) {
+      try {
+        return timed_load(b->cubin, key);
+      } catch (const Error&) {
+        // A cubin this driver cannot load (made by a newer ptxas): its PTX, JIT-compiled, serves.
+      }
+    }
+    return timed_load(b->ptx, key);
   }
   record_layer(Layer::bundle, false, key);
 
