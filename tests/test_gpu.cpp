@@ -180,6 +180,30 @@ TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is sai
   }
 }
 
+TEST_CASE("gpu: element offsets past 2^31 are indexed in 64 bits" * doctest::skip(no_gpu())) {
+  const int64_t B = 2, S = 4, H = 2, D = 64;
+  const int64_t stride_b = (int64_t(1) << 31) + 256;  // batch 1 starts past 2^31 elements (4 GiB of bf16)
+  const size_t block = size_t(S * H * D);
+  DeviceBuffer buf(size_t(stride_b + int64_t(block)) * 2);
+  HostTensor dense(Layout::bshd, DType::bf16, B, S, H, D);
+  std::mt19937_64 rng(17);
+  dense.fill_random(rng);
+  for (int64_t b = 0; b < B; ++b) buf.upload(dense.bytes.data() + size_t(b) * block * 2, block * 2, size_t(b * stride_b) * 2);
+  TensorView v{buf.data(), DType::bf16, B, S, H, D, stride_b, H * D, D};
+  RopeTable table(Backend::cuda, 64, D);
+  RopeOptions opt;
+  apply_rope(v, nullptr, Positions::contiguous(9), table.view(), opt);
+  synchronize();
+  HostTensor out = dense;
+  for (int64_t b = 0; b < B; ++b) buf.download(out.bytes.data() + size_t(b) * block * 2, block * 2, size_t(b * stride_b) * 2);
+  CosSinTable host_table = table.view();
+  host_table.cos = table.host_cos().data();
+  host_table.sin = table.host_sin().data();
+  auto ref = reference_rope(dense.view, Positions::contiguous(9), ReferenceTable::from(host_table), RopeStyle::neox, D);
+  auto cmp = compare_to_reference(out.view, ref);
+  CHECK_MESSAGE(cmp.ok(), cmp.mismatches << " wrong, first " << cmp.first_mismatch);
+}
+
 namespace {
 std::string g_self;  // this binary, for child processes
 
