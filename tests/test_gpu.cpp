@@ -204,6 +204,24 @@ TEST_CASE("gpu: element offsets past 2^31 are indexed in 64 bits" * doctest::ski
   CHECK_MESSAGE(cmp.ok(), cmp.mismatches << " wrong, first " << cmp.first_mismatch);
 }
 
+TEST_CASE("gpu: the heuristic streams calls up to ~6x the L2 and not beyond" * doctest::skip(no_gpu())) {
+  const int64_t D = 128, HQ = 32, HK = 8;
+  DeviceBuffer buf(size_t(65536) * (HQ + HK) * D * 2);
+  auto* base = static_cast<uint16_t*>(buf.data());
+  RopeTable table(Backend::cuda, 65536, D);
+  RopeOptions opt;
+  auto choice = [&](int64_t tokens) {
+    auto q = TensorView::bshd(base, DType::bf16, 1, tokens, HQ, D);
+    auto k = TensorView::bshd(base + tokens * HQ * D, DType::bf16, 1, tokens, HK, D);
+    return describe_kernel(q, &k, Positions::contiguous(0), table.view(), opt);
+  };
+  auto mid = choice(16384), big = choice(65536);
+  INFO(mid.config.key() << " / " << big.config.key() << ", L2 " << runtime::current_device_props().l2_bytes);
+  CHECK(mid.source == "heuristic");
+  CHECK(mid.config.streaming == 1);
+  CHECK(big.config.streaming == 0);
+}
+
 namespace {
 std::string g_self;  // this binary, for child processes
 

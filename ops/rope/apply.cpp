@@ -7,7 +7,8 @@ namespace ropejit {
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                 const RopeOptions& options, void* stream) {
   auto plan = rope::make_plan(q, k, positions, table, options);
-  auto choice = rope::choose_config(plan, options, [&] { return rope::tuning_device(options); });
+  auto choice = rope::choose_config(plan, options, [&] { return rope::tuning_device(options); },
+                                     rope::call_l2_bytes(options));
   if (options.backend == Backend::host)
     rope::launch_host(plan, choice.config);
   else
@@ -17,7 +18,8 @@ void apply_rope(const TensorView& q, const TensorView* k, const Positions& posit
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
                              const CosSinTable& table, const RopeOptions& options) {
   auto plan = rope::make_plan(q, k, positions, table, options);
-  auto choice = rope::choose_config(plan, options, [&] { return rope::tuning_device(options); });
+  auto choice = rope::choose_config(plan, options, [&] { return rope::tuning_device(options); },
+                                     rope::call_l2_bytes(options));
   auto to_public = [](const rope::LaunchConfig& c) { return c; };
   KernelChoice out;
   out.spec_key = plan.spec.key();

@@ -57,7 +57,16 @@ int minimum_ptx_isa(int sm) {
 
 }  // namespace
 
-ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device) {
+int64_t call_l2_bytes(const RopeOptions& options) {
+  if (options.backend == Backend::host) return 0;
+  runtime::ensure_context(options.device);
+  return runtime::current_device_props().l2_bytes;
+}
+
+ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device,
+                           int64_t l2_bytes) {
+  const double bytes = 2.0 * double(plan.tokens) * (plan.spec.q_heads + plan.spec.k_heads) * plan.spec.head_dim *
+                       dtype_size(plan.spec.dtype);
   const bool overridden = options.vector_width || options.threads || options.unroll || options.streaming >= 0;
   if (!overridden) {
     if (auto tuned = tuned_config(device, plan.spec, plan.tokens)) {
@@ -70,15 +79,15 @@ ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const s
         }
       }
     }
-    return {heuristic_config(plan.spec, plan.width_cap), "heuristic"};
+    return {heuristic_config(plan.spec, plan.width_cap, bytes, l2_bytes), "heuristic"};
   }
-  LaunchConfig c = heuristic_config(plan.spec, plan.width_cap);
+  LaunchConfig c = heuristic_config(plan.spec, plan.width_cap, bytes, l2_bytes);
   if (options.vector_width) {
     if (options.vector_width > plan.width_cap)
       throw Error(fmt::format("vector_width {} needs every q/k pointer and stride aligned to {} bytes and table rows "
                               "to match; these tensors allow at most {}",
                               options.vector_width, options.vector_width * dtype_size(plan.spec.dtype), plan.width_cap));
-    c = heuristic_config(plan.spec, options.vector_width);  // threads and unroll to suit the width
+    c = heuristic_config(plan.spec, options.vector_width, bytes, l2_bytes);  // threads, unroll to suit the width
     c.vector_width = options.vector_width;
   }
   if (options.threads) c.threads = options.threads;

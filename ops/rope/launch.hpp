@@ -17,7 +17,11 @@ struct ConfigChoice {
 // The config for a plan: the caller's overrides (checked), else the tuning file's for `device`,
 // else the heuristic.
 // `device` is asked only when a tuning file exists.
-ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device);
+// `l2_bytes`: the device's L2 (0 on the host backend), for the heuristic's streaming choice.
+ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device,
+                           int64_t l2_bytes);
+// The L2 size of the device a call runs on (0 for the host backend); makes its context current.
+int64_t call_l2_bytes(const RopeOptions& options);
 // Every config the plan allows (vector widths the memory permits, threads, unroll), for sweeps.
 std::vector<LaunchConfig> candidate_configs(const Plan& plan);
 // The device name tuning records are keyed by: the current context's device, or "host-cpu".

@@ -19,7 +19,14 @@ std::vector<rope::LaunchConfig> reachable_configs(const RopeSpec& spec) {
   auto add = [&](const rope::LaunchConfig& c) {
     if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
   };
-  for (int cap = rope::max_vector_width(spec); cap >= 1; cap /= 2) add(rope::heuristic_config(spec, cap));
+  for (int cap = rope::max_vector_width(spec); cap >= 1; cap /= 2) {
+    auto c = rope::heuristic_config(spec, cap);
+    add(c);
+    if (cap * dtype_size(spec.dtype) == 16) {  // the heuristic streams for calls up to ~6x the L2
+      c.streaming = 1;
+      add(c);
+    }
+  }
   for (const auto& r : load_tuning()) {
     if (r.spec_key != spec.key()) continue;
     try {

@@ -91,7 +91,7 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c) {
   if (c.streaming != 0 && c.streaming != 1) throw Error(fmt::format("streaming {} is neither 0 nor 1", c.streaming));
 }
 
-LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
+LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes) {
   LaunchConfig c;
   c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
   while (spec.pairs() % c.vector_width) c.vector_width /= 2;
@@ -106,6 +106,10 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap) {
   int g = std::max(1, c.threads / chunks);
   int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
   c.unroll = std::clamp(per_thread, 1, 8);
+  // Evict-first (.cs) 16-byte accesses: on the H100 they gained 1-2 points of copy bandwidth for
+  // every shape moving up to ~6x the L2 (4K-16K tokens of Llama-3-8B) and lost 0.1-0.4 beyond
+  // (docs/tune-h100.txt).
+  c.streaming = l2_bytes > 0 && c.vector_width * dtype_size(spec.dtype) == 16 && bytes_moved <= 6.0 * double(l2_bytes);
   return c;
 }
 

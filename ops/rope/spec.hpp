@@ -20,7 +20,8 @@ std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config);
 // The widest vector (elements) a spec allows: 16 bytes of its dtype, dividing the pairs per half.
 int max_vector_width(const RopeSpec& spec);
 // The heuristic config for a spec, with vector width at most `width_cap` (from pointer alignment).
-LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap);
+// `bytes_moved` (q and k read and written) and `l2_bytes` (0: not a GPU) decide streaming hints.
+LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved = 0, int64_t l2_bytes = 0);
 // Checks a config against a spec; throws Error naming what does not fit.
 void validate_config(const RopeSpec& spec, const LaunchConfig& config);
 
