@@ -204,7 +204,7 @@ TEST_CASE("gpu: element offsets past 2^31 are indexed in 64 bits" * doctest::ski
   CHECK_MESSAGE(cmp.ok(), cmp.mismatches << " wrong, first " << cmp.first_mismatch);
 }
 
-TEST_CASE("gpu: the heuristic streams calls up to ~6x the L2 and not beyond" * doctest::skip(no_gpu())) {
+TEST_CASE("gpu: the heuristic streams calls up to ~12x the L2 and not beyond" * doctest::skip(no_gpu())) {
   const int64_t D = 128, HQ = 32, HK = 8;
   DeviceBuffer buf(size_t(65536) * (HQ + HK) * D * 2);
   auto* base = static_cast<uint16_t*>(buf.data());

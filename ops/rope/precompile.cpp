@@ -22,7 +22,7 @@ std::vector<rope::LaunchConfig> reachable_configs(const RopeSpec& spec) {
   for (int cap = rope::max_vector_width(spec); cap >= 1; cap /= 2) {
     auto c = rope::heuristic_config(spec, cap);
     add(c);
-    if (cap * dtype_size(spec.dtype) == 16) {  // the heuristic streams for calls up to ~6x the L2
+    if (cap * dtype_size(spec.dtype) == 16) {  // the heuristic streams calls up to ~12x the L2
       c.streaming = 1;
       add(c);
     }

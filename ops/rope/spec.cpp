@@ -106,10 +106,10 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
   int g = std::max(1, c.threads / chunks);
   int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
   c.unroll = std::clamp(per_thread, 1, 8);
-  // Evict-first (.cs) 16-byte accesses: on the H100 they gained 1-2 points of copy bandwidth for
-  // every shape moving up to ~6x the L2 (4K-16K tokens of Llama-3-8B) and lost 0.1-0.4 beyond
-  // (docs/tune-h100.txt).
-  c.streaming = l2_bytes > 0 && c.vector_width * dtype_size(spec.dtype) == 16 && bytes_moved <= 6.0 * double(l2_bytes);
+  // Evict-first (.cs) 16-byte accesses: in the H100 sweeps (docs/tune-h100.txt) they gained 0.6-2
+  // points of copy bandwidth for every shape moving (reads plus writes) up to ~12x the L2 (up to 16K
+  // tokens of Llama-3-8B) and lost 0.1-0.4 from ~13x on.
+  c.streaming = l2_bytes > 0 && c.vector_width * dtype_size(spec.dtype) == 16 && bytes_moved <= 12.5 * double(l2_bytes);
   return c;
 }
 
