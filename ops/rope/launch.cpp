@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 
 #include "ops/rope/compile.hpp"
