@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <random>
 
 namespace ropejit::bench {
@@ -101,47 +102,65 @@ void CaseOptions::add_to(CLI::App& app) {
   app.add_option("--style", styles, "neox, gptj");
 }
 
-Data::Data(const Case& c, int64_t l2_bytes) : c_(c) {
+Data::Buffer Data::make(size_t bytes) {
+  Buffer b;
+  if (backend_ == Backend::host)
+    b.host.resize(std::max<size_t>(bytes, 1));
+  else
+    b.device = DeviceBuffer(bytes);
+  return b;
+}
+
+Data::Data(const Case& c, int64_t l2_bytes, Backend backend) : c_(c), backend_(backend) {
   const size_t es = size_t(dtype_size(c.dtype));
   const size_t qb = size_t(c.tokens()) * size_t(c.q_heads) * size_t(c.head_dim) * es;
   const size_t kb = size_t(c.tokens()) * size_t(c.k_heads) * size_t(c.head_dim) * es;
-  // Enough sets that one pass over them is 4x the L2: every call reads from device memory.
+  // Enough sets that one pass over them is 4x the L2: every call reads from memory, not cache.
   sets_ = int(std::clamp<int64_t>((4 * l2_bytes + int64_t(qb + kb) - 1) / int64_t(qb + kb), 1, 1024));
-  // Random values (never zeros), uploaded from one 16 MB block.
+  // Random values (never zeros), copied from one 16 MB block.
   std::vector<uint8_t> block(size_t(16) << 20);
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<double> u(-2.0, 2.0);
   for (size_t i = 0; i < block.size() / es; ++i) store_from_double(c.dtype, block.data(), int64_t(i), u(rng));
-  auto fill = [&](DeviceBuffer& b, size_t bytes) {
-    for (size_t off = 0; off < bytes; off += block.size()) b.upload(block.data(), std::min(block.size(), bytes - off), off);
+  auto fill = [&](Buffer& b, size_t bytes) {
+    for (size_t off = 0; off < bytes; off += block.size()) {
+      size_t n = std::min(block.size(), bytes - off);
+      if (backend_ == Backend::host)
+        std::memcpy(b.host.data() + off, block.data(), n);
+      else
+        b.device.upload(block.data(), n, off);
+    }
   };
   for (int s = 0; s < sets_; ++s) {
-    q_.emplace_back(qb);
+    q_.push_back(make(qb));
     fill(q_.back(), qb);
     if (kb) {
-      k_.emplace_back(kb);
+      k_.push_back(make(kb));
       fill(k_.back(), kb);
     }
   }
-  table_ = std::make_unique<RopeTable>(Backend::cuda, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
+  table_ = std::make_unique<RopeTable>(backend, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
   if (c.decode) {
     std::vector<int32_t> ids(size_t(c.tokens()));
     std::uniform_int_distribution<int32_t> p(0, 4095);
     for (auto& i : ids) i = p(rng);
-    ids_ = DeviceBuffer(ids.size() * 4);
-    ids_.upload(ids.data(), ids.size() * 4);
+    ids_ = make(ids.size() * 4);
+    if (backend_ == Backend::host)
+      std::memcpy(ids_.host.data(), ids.data(), ids.size() * 4);
+    else
+      ids_.device.upload(ids.data(), ids.size() * 4);
   }
 }
 
 TensorView Data::q(int set) const {
-  return TensorView::bshd(q_[size_t(set)].data(), c_.dtype, c_.batch, c_.seq, c_.q_heads, c_.head_dim);
+  return TensorView::bshd(const_cast<Buffer&>(q_[size_t(set)]).data(), c_.dtype, c_.batch, c_.seq, c_.q_heads, c_.head_dim);
 }
 TensorView Data::k(int set) const {
-  return TensorView::bshd(k_.empty() ? nullptr : k_[size_t(set)].data(), c_.dtype, c_.batch, c_.seq,
+  return TensorView::bshd(k_.empty() ? nullptr : const_cast<Buffer&>(k_[size_t(set)]).data(), c_.dtype, c_.batch, c_.seq,
                           std::max(1, c_.k_heads), c_.head_dim);
 }
 Positions Data::positions() const {
-  return c_.decode ? Positions::from_ids(ids_.data(), DType::i32) : Positions::contiguous(1);
+  return c_.decode ? Positions::from_ids(const_cast<Buffer&>(ids_).data(), DType::i32) : Positions::contiguous(1);
 }
 
 Measurement measure(const Case& c, Data& data, const RopeOptions& options, double copy_gbps, int reps,
@@ -157,6 +176,20 @@ Measurement measure(const Case& c, Data& data, const RopeOptions& options, doubl
   {
     auto q = data.q(0), k = data.k(0);
     m.config = describe_kernel(q, c.k_heads ? &k : nullptr, pos, data.table(), options).config;
+  }
+  if (options.backend == Backend::host) {  // synchronous: the wall clock of each call
+    for (int i = 0; i < 2; ++i) call(nullptr);
+    std::vector<double> us;
+    for (int i = 0; i < reps; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      call(nullptr);
+      us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(us.begin(), us.end());
+    m.gpu_us = m.host_us = us[us.size() / 2];
+    m.gbps = c.bytes() / (m.gpu_us * 1e-6) / 1e9;
+    m.fraction = m.gbps / copy_gbps;
+    return m;
   }
   auto ms = time_gpu_ms([&] { call(nullptr); }, 10, reps);
   m.gpu_us = ms[ms.size() / 2] * 1e3;
@@ -174,7 +207,19 @@ Measurement measure(const Case& c, Data& data, const RopeOptions& options, doubl
   return m;
 }
 
-double copy_bandwidth_gbps() {
+double copy_bandwidth_gbps(Backend backend) {
+  if (backend == Backend::host) {
+    const size_t bytes = size_t(512) << 20;
+    std::vector<uint8_t> a(bytes, 0x3c), b(bytes, 0);
+    std::vector<double> s;
+    for (int i = 0; i < 5; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      std::memcpy(b.data(), a.data(), bytes);
+      s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(s.begin(), s.end());
+    return 2.0 * double(bytes) / s[s.size() / 2] / 1e9;
+  }
   const size_t bytes = size_t(1) << 30;
   DeviceBuffer a(bytes), b(bytes);
   a.fill(0x3c);

@@ -44,10 +44,11 @@ struct CaseOptions {
   std::vector<Case> cases() const { return cross_cases(tokens, dtypes, head_dims, heads, styles); }
 };
 
-// Device memory for a case: `sets` copies of q and k with random data, a table and ids.
+// Memory for a case on a backend (device memory, or host memory for the CPU backend): `sets`
+// copies of q and k with random data, a table and ids.
 class Data {
  public:
-  Data(const Case& c, int64_t l2_bytes);
+  Data(const Case& c, int64_t l2_bytes, Backend backend = Backend::cuda);
   int sets() const { return sets_; }
   TensorView q(int set) const;
   TensorView k(int set) const;
@@ -55,15 +56,22 @@ class Data {
   const CosSinTable& table() const { return table_->view(); }
 
  private:
+  struct Buffer {  // one of the two, by backend
+    std::vector<uint8_t> host;
+    DeviceBuffer device;
+    void* data() { return host.empty() ? device.data() : host.data(); }
+  };
+  Buffer make(size_t bytes);
   Case c_;
+  Backend backend_;
   int sets_ = 1;
-  std::vector<DeviceBuffer> q_, k_;
-  DeviceBuffer ids_;
+  std::vector<Buffer> q_, k_;
+  Buffer ids_;
   std::unique_ptr<RopeTable> table_;
 };
 
 struct Measurement {
-  double gpu_us = 0;    // median GPU time per call, by events
+  double gpu_us = 0;    // median GPU time per call, by events (CPU backend: wall clock per call)
   double gbps = 0;      // bytes() / gpu time
   double fraction = 0;  // of the copy bandwidth
   double host_us = 0;   // wall clock per call of back-to-back calls (host plus GPU, pipelined)
@@ -76,7 +84,8 @@ struct Measurement {
 Measurement measure(const Case& c, Data& data, const RopeOptions& options, double copy_gbps, int reps,
                     bool with_host_and_graph = true);
 
-// Device-to-device copy bandwidth (cuMemcpyDtoD of 1 GiB, bytes read plus written), GB/s.
-double copy_bandwidth_gbps();
+// Copy bandwidth, bytes read plus written, GB/s: cuMemcpyDtoD of 1 GiB on the GPU, memcpy of
+// 512 MiB on the host.
+double copy_bandwidth_gbps(Backend backend = Backend::cuda);
 
 }  // namespace ropejit::bench

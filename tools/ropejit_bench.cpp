@@ -80,6 +80,9 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "timed runs per case")->check(CLI::Range(5, 100000));
   app.add_option("--json", json_path, "write the results as JSON");
   app.add_option("--plot", plot_path, "write an SVG plot of bandwidth against tokens");
+  std::string backend_name = "auto";
+  app.add_option("--backend", backend_name, "cuda, cpu (the host backend, timed by wall clock), or auto")
+      ->check(CLI::IsMember({"auto", "cuda", "cpu"}));
   bool startup = false;
   app.add_flag("--startup", startup,
                "only measure start-up: the first call (which cache layer served it) and the warm per-call host cost");
@@ -87,33 +90,51 @@ int main(int argc, char** argv) {
 
   try {
     auto info = device_info();
-    if (!info.available) {
-      fmt::print(stderr, "ropejit-bench needs a GPU: {}\n", info.reason);
+    const Backend backend = backend_name == "cpu" || (backend_name == "auto" && !info.available) ? Backend::host
+                                                                                               : Backend::cuda;
+    if (backend == Backend::cuda && !info.available) {
+      fmt::print(stderr, "ropejit-bench --backend cuda needs a GPU: {}\n", info.reason);
       return 2;
     }
-    if (startup) return run_startup();
+    if (startup) {
+      if (backend == Backend::host) {
+        fmt::print(stderr, "ropejit-bench --startup measures the GPU path; there is no GPU here\n");
+        return 2;
+      }
+      return run_startup();
+    }
     auto cases = selection.any() ? selection.cases() : default_cases();
-    double copy = copy_bandwidth_gbps();
-    fmt::print("device: {} (sm_{}), driver {}, PTX ISA {}.{}\n", info.name, info.sm, info.driver_version,
-               info.ptx_isa / 10, info.ptx_isa % 10);
-    fmt::print("device-to-device copy: {:.0f} GB/s (bytes read plus written)\n\n", copy);
-    fmt::print("{:<34} {:>12} {:>10} {:>8} {:>7} {:>10} {:>10}  {}\n", "case", "tokens", "GPU us", "GB/s",
-               "% copy", "host us", "graph us", "config");
+    double copy = copy_bandwidth_gbps(backend);
+    if (backend == Backend::cuda) {
+      fmt::print("device: {} (sm_{}), driver {}, PTX ISA {}.{}\n", info.name, info.sm, info.driver_version,
+                 info.ptx_isa / 10, info.ptx_isa % 10);
+      fmt::print("device-to-device copy: {:.0f} GB/s (bytes read plus written)\n\n", copy);
+    } else {
+      reps = std::min(reps, 10);
+      fmt::print("host backend (the same kernels compiled for this CPU, one thread{})\n",
+                 info.available ? "" : "; no GPU: " + info.reason);
+      fmt::print("host memcpy: {:.1f} GB/s (bytes read plus written)\n\n", copy);
+    }
+    fmt::print("{:<34} {:>12} {:>10} {:>8} {:>7} {:>10} {:>10}  {}\n", "case", "tokens",
+               backend == Backend::cuda ? "GPU us" : "time us", "GB/s", "% copy", "host us", "graph us", "config");
     nlohmann::json out;
-    out["device"] = info.name;
+    out["device"] = backend == Backend::cuda ? info.name : "host-cpu";
+    out["backend"] = backend == Backend::cuda ? "cuda" : "cpu";
     out["driver_version"] = info.driver_version;
     out["copy_gbps"] = copy;
     out["cases"] = nlohmann::json::array();
     std::map<std::string, std::vector<std::pair<double, double>>> series;
     const int64_t l2 = 64ll << 20;  // at least the H100's 50 MB
     for (const auto& c : cases) {
-      Data data(c, l2);
+      Data data(c, l2, backend);
       RopeOptions opt;
       opt.style = c.style;
+      opt.backend = backend;
       auto m = measure(c, data, opt, copy, reps);
-      fmt::print("{:<34} {:>12} {:>10.2f} {:>8.0f} {:>6.1f}% {:>10.2f} {:>10.2f}  {}\n", c.series(),
+      fmt::print("{:<34} {:>12} {:>10.2f} {:>8.0f} {:>6.1f}% {:>10.2f} {:>10}  {}\n", c.series(),
                  c.decode ? fmt::format("{}x1", c.batch) : fmt::format("{}", c.tokens()), m.gpu_us, m.gbps,
-                 100 * m.fraction, m.host_us, m.graph_us, m.config.key());
+                 100 * m.fraction, m.host_us, backend == Backend::cuda ? fmt::format("{:.2f}", m.graph_us) : "-",
+                 m.config.key());
       std::fflush(stdout);
       out["cases"].push_back({{"case", c.label()},    {"series", c.series()},   {"tokens", c.tokens()},
                               {"decode", c.decode},   {"gpu_us", m.gpu_us},     {"gbps", m.gbps},
