@@ -26,14 +26,6 @@ uint32_t crc(const std::string& a, const std::string& b) {
   return uint32_t(c);
 }
 
-// Keys are made of [a-z0-9._-] already; anything else becomes '_' so a key is always a file name.
-std::string file_name(const std::string& key) {
-  std::string s = key;
-  for (char& c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
-  return s;
-}
-
 }  // namespace
 
 std::string encode_entry(const std::string& key, const CacheEntry& e) {
@@ -69,7 +61,7 @@ DiskCache DiskCache::from_env() {
 }
 
 std::string DiskCache::entry_path(const std::string& ptx_key, int driver_version) const {
-  return (fs::path(dir_) / file_name(ptx_key) /
+  return (fs::path(dir_) / key_file_name(ptx_key) /
           (driver_version ? fmt::format("driver{}.rjk", driver_version) : std::string("ptx.rjk")))
       .string();
 }
@@ -97,7 +89,7 @@ std::optional<std::string> DiskCache::load_ptx(const std::string& ptx_key) {
   if (!enabled()) return std::nullopt;
   if (auto e = read_entry(entry_path(ptx_key, 0), ptx_key + "|ptx")) return e->ptx;
   std::error_code ec;
-  for (const auto& f : fs::directory_iterator(fs::path(dir_) / file_name(ptx_key), ec)) {
+  for (const auto& f : fs::directory_iterator(fs::path(dir_) / key_file_name(ptx_key), ec)) {
     auto name = f.path().filename().string();
     if (name.rfind("driver", 0) != 0 || f.path().extension() != ".rjk") continue;
     int v = std::atoi(name.c_str() + 6);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,13 @@
 namespace ropejit::runtime {
 
 namespace fs = std::filesystem;
+
+std::string key_file_name(const std::string& key) {
+  std::string s = key;
+  for (char& c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
+  return s;
+}
 
 std::string cache_directory() {
   if (const char* d = std::getenv("ROPEJIT_CACHE_DIR"); d && *d) return d;

@@ -7,6 +7,9 @@
 
 namespace ropejit::runtime {
 
+// A cache or bundle key as a file name: [A-Za-z0-9._-] kept, anything else becomes '_'.
+std::string key_file_name(const std::string& key);
+
 // $ROPEJIT_CACHE_DIR, else $XDG_CACHE_HOME/ropejit, else ~/.cache/ropejit.
 std::string cache_directory();
 std::optional<std::string> read_file(const std::string& path);

@@ -19,7 +19,6 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   CUfunction function(const std::string& name) const;
-  CUmodule get() const { return mod_; }
 
  private:
   explicit Module(CUmodule m) : mod_(m) {}

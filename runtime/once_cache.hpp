@@ -30,11 +30,6 @@ class OnceCache {
     return slot->value;
   }
 
-  size_t size() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return map_.size();
-  }
-
  private:
   struct Slot {
     std::once_flag once;

@@ -23,13 +23,6 @@ Registry& registry() {
   return r;
 }
 
-std::string file_stem(const PrecompiledKernel& k) {
-  std::string s = k.key;
-  for (char& c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
-  return s;
-}
-
 }  // namespace
 
 namespace rope {
@@ -90,7 +83,7 @@ void write_bundle(const std::string& dir, const std::vector<PrecompiledKernel>& 
   doc["format"] = "ropejit-bundle-1";
   doc["kernels"] = nlohmann::json::array();
   for (const auto& k : kernels) {
-    std::string stem = file_stem(k);
+    std::string stem = runtime::key_file_name(k.key);
     runtime::write_file_atomically((std::filesystem::path(dir) / (stem + ".ptx")).string(), k.ptx);
     if (!k.cubin.empty()) runtime::write_file_atomically((std::filesystem::path(dir) / (stem + ".cubin")).string(), k.cubin);
     doc["kernels"].push_back({{"key", k.key}, {"symbol", k.symbol}, {"sm", k.sm}, {"ptx_isa", k.ptx_isa},

@@ -54,10 +54,17 @@ int minimum_ptx_isa(int sm) {
 
 }  // namespace
 
-int64_t call_l2_bytes(const RopeOptions& options) {
-  if (options.backend == Backend::host) return 0;
-  runtime::ensure_context(options.device);
-  return runtime::current_device_props().l2_bytes;
+CallDevice call_device(const RopeOptions& options) {
+  if (options.backend == Backend::host) return {};
+  CUcontext ctx = runtime::ensure_context(options.device);
+  // The device's properties per context, remembered by this thread: no lock on the hot path.
+  thread_local CUcontext last_ctx = nullptr;
+  thread_local int64_t last_l2 = 0;
+  if (ctx != last_ctx) {
+    last_l2 = runtime::current_device_props().l2_bytes;
+    last_ctx = ctx;
+  }
+  return {ctx, last_l2};
 }
 
 ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device,
@@ -145,10 +152,10 @@ codegen::PtxTarget current_ptx_target() {
   return t;
 }
 
-void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* stream) {
+void launch_cuda(Plan& plan, const LaunchConfig& config, const CallDevice& where, void* stream) {
   static runtime::OnceCache<CudaKey, CudaKernel, CudaKeyHash> cache;
   const auto& d = runtime::driver();
-  CUcontext ctx = runtime::ensure_context(device);
+  auto ctx = static_cast<CUcontext>(where.ctx);  // made current by call_device
   auto cu_stream = static_cast<CUstream>(stream);
   bool built = false;
   const CudaKernel& kernel = cache.get(

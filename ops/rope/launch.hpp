@@ -20,8 +20,13 @@ struct ConfigChoice {
 // `l2_bytes`: the device's L2 (0 on the host backend), for the heuristic's streaming choice.
 ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const std::function<std::string()>& device,
                            int64_t l2_bytes);
-// The L2 size of the device a call runs on (0 for the host backend); makes its context current.
-int64_t call_l2_bytes(const RopeOptions& options);
+// Where a call runs: the context made current for it (null on the host backend) and its device's L2
+// size (0 on the host). Made once per call and passed on, so the hot path asks the driver once.
+struct CallDevice {
+  void* ctx = nullptr;  // CUcontext
+  int64_t l2_bytes = 0;
+};
+CallDevice call_device(const RopeOptions& options);
 // Every config the plan allows (vector widths the memory permits, threads, unroll), for sweeps.
 std::vector<LaunchConfig> candidate_configs(const Plan& plan);
 // The device name tuning records are keyed by: the current context's device, or "host-cpu".
@@ -30,7 +35,7 @@ std::string tuning_device(const RopeOptions& options);
 // The host backend: JIT for this CPU (once per spec + config), then the whole grid.
 void launch_host(Plan& plan, const LaunchConfig& config);
 // The cuda backend: PTX once per (context, spec + config), loaded once, launched on `stream`.
-void launch_cuda(Plan& plan, const LaunchConfig& config, int device, void* stream);
+void launch_cuda(Plan& plan, const LaunchConfig& config, const CallDevice& where, void* stream);
 
 // The PTX target of the current context's device: its sm, and the highest PTX ISA both LLVM and the
 // driver accept. Throws when the driver is too old for the device.
