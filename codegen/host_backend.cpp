@@ -9,7 +9,7 @@
 
 #include "codegen/llvm_init.hpp"
 #include "codegen/optimize.hpp"
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 
 namespace ropejit::codegen {
 
@@ -17,7 +17,7 @@ namespace {
 
 template <typename T>
 T unwrap(llvm::Expected<T> value, const char* what) {
-  if (!value) throw Error(std::string(what) + ": " + llvm::toString(value.takeError()));
+  if (!value) throw Error(ErrorKind::compile, std::string(what) + ": " + llvm::toString(value.takeError()));
   return std::move(*value);
 }
 
@@ -60,7 +60,7 @@ HostGridFn compile_host(std::unique_ptr<llvm::LLVMContext> ctx, std::unique_ptr<
   module->setDataLayout(h.jit->getDataLayout());
   optimize_module(*module, *h.tm);
   if (auto err = h.jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(module), std::move(ctx))))
-    throw Error("adding a kernel to the host JIT: " + llvm::toString(std::move(err)));
+    throw Error(ErrorKind::compile, "adding a kernel to the host JIT: " + llvm::toString(std::move(err)));
   auto addr = unwrap(h.jit->lookup(symbol), "looking up the host kernel");
   return addr.toPtr<HostGridFn>();
 }

@@ -11,7 +11,7 @@
 
 #include "codegen/llvm_init.hpp"
 #include "codegen/optimize.hpp"
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 
 namespace ropejit::codegen {
 
@@ -21,18 +21,18 @@ constexpr const char* kTriple = "nvptx64-nvidia-cuda";
 std::unique_ptr<llvm::TargetMachine> create_target_machine(const PtxTarget& target) {
   ensure_llvm_initialized();
   if (target.ptx_isa > llvm_max_ptx_isa())
-    throw Error(fmt::format("PTX ISA {}.{} requested, but LLVM {} emits at most {}.{}", target.ptx_isa / 10,
+    throw Error(ErrorKind::unsupported, fmt::format("PTX ISA {}.{} requested, but LLVM {} emits at most {}.{}", target.ptx_isa / 10,
                             target.ptx_isa % 10, LLVM_VERSION_MAJOR, llvm_max_ptx_isa() / 10,
                             llvm_max_ptx_isa() % 10));
   std::string error;
   const auto* t = llvm::TargetRegistry::lookupTarget(kTriple, error);
-  if (!t) throw Error("NVPTX target unavailable in this LLVM: " + error);
+  if (!t) throw Error(ErrorKind::compile, "NVPTX target unavailable in this LLVM: " + error);
   llvm::TargetOptions options;  // no fast-math: sin/cos never approximated, fma only where written
   auto cpu = fmt::format("sm_{}", target.sm);
   auto features = fmt::format("+ptx{}", target.ptx_isa);
   std::unique_ptr<llvm::TargetMachine> tm(t->createTargetMachine(kTriple, cpu, features, options, std::nullopt,
                                                                  std::nullopt, llvm::CodeGenOptLevel::Aggressive));
-  if (!tm) throw Error(fmt::format("LLVM could not create an NVPTX target machine for {} {}", cpu, features));
+  if (!tm) throw Error(ErrorKind::compile, fmt::format("LLVM could not create an NVPTX target machine for {} {}", cpu, features));
   return tm;
 }
 
@@ -66,7 +66,7 @@ std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
   llvm::raw_svector_ostream os(ptx);
   llvm::legacy::PassManager pm;
   if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-    throw Error("the NVPTX backend cannot emit assembly");
+    throw Error(ErrorKind::compile, "the NVPTX backend cannot emit assembly");
   pm.run(module);
   return std::string(ptx.str());
 }

@@ -4,14 +4,14 @@
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/raw_ostream.h>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 
 namespace ropejit::codegen {
 
 void optimize_module(llvm::Module& module, llvm::TargetMachine& tm) {
   std::string problems;
   llvm::raw_string_ostream os(problems);
-  if (llvm::verifyModule(module, &os)) throw Error("generated IR is invalid: " + problems);
+  if (llvm::verifyModule(module, &os)) throw Error(ErrorKind::compile, "generated IR is invalid: " + problems);
 
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;

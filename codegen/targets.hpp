@@ -15,7 +15,7 @@ struct PtxTarget {
 constexpr int kLlvmMaxPtxIsa = 85;
 int llvm_max_ptx_isa();
 
-// void grid(void** params, i64 programs, i32 threads_per_program); params as for cuLaunchKernel.
-using HostGridFn = void (*)(void** params, int64_t programs, int32_t threads);
+// void grid(void** params, i64 gx, i64 gy, i64 gz); params as for cuLaunchKernel.
+using HostGridFn = void (*)(void** params, int64_t gx, int64_t gy, int64_t gz);
 
 }  // namespace ropejit::codegen

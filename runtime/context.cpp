@@ -6,27 +6,23 @@
 #include <memory>
 #include <mutex>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 #include "runtime/driver_api.hpp"
+#include "runtime/handle.hpp"
 
 namespace ropejit::runtime {
 
 namespace {
 
-// RAII over cuDevicePrimaryCtxRetain / Release.
-class PrimaryContext {
- public:
-  explicit PrimaryContext(CUdevice dev) : dev_(dev) {
-    check(driver().cuDevicePrimaryCtxRetain(&ctx_, dev), "cuDevicePrimaryCtxRetain");
+// A retained primary context: released (through its device) when dropped.
+struct PrimaryContext {
+  PrimaryContextHandle device;
+  CUcontext ctx = nullptr;
+  explicit PrimaryContext(CUdevice dev) {
+    check(driver().cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+    device = PrimaryContextHandle(dev);
   }
-  ~PrimaryContext() { driver().cuDevicePrimaryCtxRelease(dev_); }
-  PrimaryContext(const PrimaryContext&) = delete;
-  PrimaryContext& operator=(const PrimaryContext&) = delete;
-  CUcontext get() const { return ctx_; }
-
- private:
-  CUdevice dev_;
-  CUcontext ctx_ = nullptr;
+  CUcontext get() const { return ctx; }
 };
 
 std::mutex g_mutex;
@@ -82,7 +78,7 @@ CUcontext ensure_context(int ordinal) {
       int count = 0;
       check(d.cuDeviceGetCount(&count), "cuDeviceGetCount");
       if (ordinal < 0 || ordinal >= count)
-        throw Error(fmt::format("device {} does not exist (the driver reports {} device(s))", ordinal, count));
+        throw Error(ErrorKind::no_device, fmt::format("device {} does not exist (the driver reports {} device(s))", ordinal, count));
       CUdevice dev = 0;
       check(d.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
       p = std::make_unique<PrimaryContext>(dev);

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 #include "runtime/files.hpp"
 
 namespace ropejit::runtime {

@@ -5,7 +5,7 @@
 
 #include <mutex>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 
 #define ROPEJIT_STR2(x) #x
 #define ROPEJIT_STR(x) ROPEJIT_STR2(x)
@@ -31,11 +31,15 @@ Loaded load() {
 #define ROPEJIT_CU_LOAD(name)                                                                       \
   l.api.name = reinterpret_cast<decltype(&::name)>(dlsym(lib, ROPEJIT_STR(name)));                  \
   if (!l.api.name) {                                                                                \
-    l.error = fmt::format("the CUDA driver is too old: libcuda.so.1 has no {}", ROPEJIT_STR(name)); \
+    l.error = fmt::format("the CUDA driver is too old: libcuda.so.1 has no {}", ROPEJIT_STR(name));  \
     return l;                                                                                       \
   }
-  ROPEJIT_CU_FUNCTIONS(ROPEJIT_CU_LOAD)
+  ROPEJIT_CU_REQUIRED(ROPEJIT_CU_LOAD)
 #undef ROPEJIT_CU_LOAD
+#define ROPEJIT_CU_LOAD_OPTIONAL(name) \
+  l.api.name = reinterpret_cast<decltype(&::name)>(dlsym(lib, ROPEJIT_STR(name)));
+  ROPEJIT_CU_OPTIONAL(ROPEJIT_CU_LOAD_OPTIONAL)
+#undef ROPEJIT_CU_LOAD_OPTIONAL
   CUresult r = l.api.cuInit(0);
   if (r != CUDA_SUCCESS) {
     const char* name = nullptr;
@@ -71,7 +75,7 @@ const DriverApi* try_driver(std::string* why) {
 const DriverApi& driver() {
   std::string why;
   const auto* api = try_driver(&why);
-  if (!api) throw Error(why);
+  if (!api) throw Error(ErrorKind::no_device, why);
   return *api;
 }
 
@@ -87,7 +91,16 @@ std::string result_text(CUresult r) {
 }
 
 void check(CUresult r, const char* what) {
-  if (r != CUDA_SUCCESS) throw Error(fmt::format("{} failed: {}", what, result_text(r)));
+  if (r == CUDA_SUCCESS) return;
+  ErrorKind kind = r == CUDA_ERROR_INVALID_VALUE ? ErrorKind::invalid_argument
+                   : r == CUDA_ERROR_NO_DEVICE || r == CUDA_ERROR_INVALID_DEVICE ? ErrorKind::no_device
+                                                                                  : ErrorKind::driver;
+  throw Error(kind, fmt::format("{} failed: {}", what, result_text(r)));
+}
+
+void missing_symbol(const char* symbol, const char* feature) {
+  throw Error(ErrorKind::unsupported,
+              fmt::format("the CUDA driver has no {}, which {} needs: update the driver", symbol, feature));
 }
 
 }  // namespace ropejit::runtime

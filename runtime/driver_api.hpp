@@ -8,7 +8,8 @@
 
 // Every driver entry point ropejit calls. cuda.h maps some names to versioned symbols (cuMemAlloc ->
 // cuMemAlloc_v2); the table uses the same macros, so member and symbol names always agree.
-#define ROPEJIT_CU_FUNCTIONS(X) \
+// Required: without these nothing runs, and the driver counts as absent.
+#define ROPEJIT_CU_REQUIRED(X) \
   X(cuInit)                     \
   X(cuDriverGetVersion)         \
   X(cuGetErrorName)             \
@@ -24,10 +25,6 @@
   X(cuCtxGetDevice)             \
   X(cuCtxSynchronize)           \
   X(cuModuleLoadDataEx)         \
-  X(cuLinkCreate)               \
-  X(cuLinkAddData)              \
-  X(cuLinkComplete)             \
-  X(cuLinkDestroy)              \
   X(cuModuleUnload)             \
   X(cuModuleGetFunction)        \
   X(cuLaunchKernel)             \
@@ -37,22 +34,37 @@
   X(cuMemcpyDtoH)               \
   X(cuMemcpyDtoD)               \
   X(cuMemcpyDtoDAsync)          \
-  X(cuMemsetD8)                 \
-  X(cuStreamCreate)             \
-  X(cuStreamDestroy)            \
-  X(cuStreamSynchronize)        \
-  X(cuStreamIsCapturing)        \
-  X(cuStreamBeginCapture)       \
-  X(cuStreamEndCapture)         \
+  X(cuMemsetD8)
+// Optional: each serves one feature, and only that feature fails (naming the symbol) without it.
+#define ROPEJIT_CU_OPTIONAL(X)   \
+  X(cuLinkCreate)                \
+  X(cuLinkAddData)               \
+  X(cuLinkComplete)              \
+  X(cuLinkDestroy)               \
+  X(cuLibraryLoadData)           \
+  X(cuLibraryUnload)             \
+  X(cuLibraryGetKernel)          \
+  X(cuKernelGetFunction)         \
+  X(cuCtxCreate)                 \
+  X(cuCtxDestroy)                \
+  X(cuCtxPushCurrent)            \
+  X(cuCtxPopCurrent)             \
+  X(cuStreamCreate)              \
+  X(cuStreamDestroy)             \
+  X(cuStreamSynchronize)         \
+  X(cuStreamIsCapturing)         \
+  X(cuStreamBeginCapture)        \
+  X(cuStreamEndCapture)          \
   X(cuGraphInstantiateWithFlags) \
-  X(cuGraphLaunch)              \
-  X(cuGraphDestroy)             \
-  X(cuGraphExecDestroy)         \
-  X(cuEventCreate)              \
-  X(cuEventDestroy)             \
-  X(cuEventRecord)              \
-  X(cuEventSynchronize)         \
+  X(cuGraphLaunch)               \
+  X(cuGraphDestroy)              \
+  X(cuGraphExecDestroy)          \
+  X(cuEventCreate)               \
+  X(cuEventDestroy)              \
+  X(cuEventRecord)               \
+  X(cuEventSynchronize)          \
   X(cuEventElapsedTime)
+#define ROPEJIT_CU_FUNCTIONS(X) ROPEJIT_CU_REQUIRED(X) ROPEJIT_CU_OPTIONAL(X)
 
 namespace ropejit::runtime {
 
@@ -72,5 +84,14 @@ const DriverApi* try_driver(std::string* why);
 std::string result_text(CUresult r);
 // Throws ropejit::Error naming `what` and the result, unless r is CUDA_SUCCESS.
 void check(CUresult r, const char* what);
+
+// An optional entry point, or an Error saying the driver lacks it and which feature needs it.
+[[noreturn]] void missing_symbol(const char* symbol, const char* feature);
+template <typename F>
+F need(F f, const char* symbol, const char* feature) {
+  if (!f) missing_symbol(symbol, feature);
+  return f;
+}
+#define ROPEJIT_NEED(api, name, feature) ::ropejit::runtime::need((api).name, #name, feature)
 
 }  // namespace ropejit::runtime

@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 
 namespace ropejit::runtime {
 
@@ -47,12 +47,12 @@ void write_file_atomically(const std::string& path, const std::string& data) {
   fs::path p(path);
   std::error_code ec;
   if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
-  if (ec) throw Error(fmt::format("creating {}: {}", p.parent_path().string(), ec.message()));
+  if (ec) throw Error(ErrorKind::io, fmt::format("creating {}: {}", p.parent_path().string(), ec.message()));
   // Unique per process and thread: concurrent writers of one path never share a temporary.
   std::random_device rd;
   auto tmp = fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), (uint64_t(rd()) << 32) ^ rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("writing {}: {}", tmp, std::strerror(errno)));
+  if (fd < 0) throw Error(ErrorKind::io, fmt::format("writing {}: {}", tmp, std::strerror(errno)));
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -61,14 +61,14 @@ void write_file_atomically(const std::string& path, const std::string& data) {
       int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw Error(fmt::format("writing {}: {}", tmp, std::strerror(e)));
+      throw Error(ErrorKind::io, fmt::format("writing {}: {}", tmp, std::strerror(e)));
     }
     done += size_t(n);
   }
   if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
-    throw Error(fmt::format("publishing {}: {}", path, std::strerror(e)));
+    throw Error(ErrorKind::io, fmt::format("publishing {}: {}", path, std::strerror(e)));
   }
 }
 

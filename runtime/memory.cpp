@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/testing.hpp"
 #include "runtime/context.hpp"
 #include "runtime/driver_api.hpp"
 
@@ -13,7 +13,7 @@ DeviceBuffer::DeviceBuffer(size_t bytes, int device) : bytes_(bytes) {
   runtime::ensure_context(device);
   CUdeviceptr p = 0;
   CUresult r = driver().cuMemAlloc(&p, bytes ? bytes : 1);
-  if (r != CUDA_SUCCESS) throw Error(fmt::format("cuMemAlloc of {} bytes failed: {}", bytes, runtime::result_text(r)));
+  if (r != CUDA_SUCCESS) throw Error(ErrorKind::driver, fmt::format("cuMemAlloc of {} bytes failed: {}", bytes, runtime::result_text(r)));
   ptr_ = p;
 }
 

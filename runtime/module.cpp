@@ -5,23 +5,10 @@
 #include <cstring>
 #include <vector>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/core.hpp"
 #include "runtime/driver_api.hpp"
 
 namespace ropejit::runtime {
-
-Module::~Module() {
-  if (mod_) driver().cuModuleUnload(mod_);
-}
-
-Module& Module::operator=(Module&& o) noexcept {
-  if (this != &o) {
-    if (mod_) driver().cuModuleUnload(mod_);
-    mod_ = o.mod_;
-    o.mod_ = nullptr;
-  }
-  return *this;
-}
 
 Module Module::load(const std::string& image, const std::string& what) {
   const auto& d = driver();
@@ -30,21 +17,43 @@ Module Module::load(const std::string& image, const std::string& what) {
                          CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void* vals[] = {info.data(), reinterpret_cast<void*>(info.size()), error.data(),
                   reinterpret_cast<void*>(error.size())};
-  CUmodule m = nullptr;
-  CUresult r = d.cuModuleLoadDataEx(&m, image.c_str(), 4, opts, vals);
-  if (r == CUDA_SUCCESS) return Module(m);
+  Module m;
+  CUresult r;
+  if (d.cuLibraryLoadData && d.cuLibraryGetKernel && d.cuLibraryUnload) {
+    CUlibrary lib = nullptr;
+    r = d.cuLibraryLoadData(&lib, image.c_str(), opts, vals, 4, nullptr, nullptr, 0);
+    if (r == CUDA_SUCCESS) m.library_ = LibraryHandle(lib);
+  } else {
+    CUmodule mod = nullptr;
+    r = d.cuModuleLoadDataEx(&mod, image.c_str(), 4, opts, vals);
+    if (r == CUDA_SUCCESS) m.module_ = ModuleHandle(mod);
+  }
+  if (r == CUDA_SUCCESS) return m;
   std::string log(error.data(), strnlen(error.data(), error.size()));
   std::string msg = fmt::format("loading {} failed: {}", what, result_text(r));
   if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
     msg += fmt::format("; the installed driver (version {}) does not support this PTX ISA version", d.version);
   if (!log.empty()) msg += "; driver log: " + log;
-  throw Error(msg);
+  throw Error(ErrorKind::compile, msg);
 }
 
 CUfunction Module::function(const std::string& name) const {
+  const auto& d = driver();
+  if (library_) {
+    CUkernel k = nullptr;
+    check(d.cuLibraryGetKernel(&k, library_.get(), name.c_str()), ("cuLibraryGetKernel(" + name + ")").c_str());
+    return reinterpret_cast<CUfunction>(k);  // cuLaunchKernel takes a CUkernel in place of a CUfunction
+  }
   CUfunction f = nullptr;
-  check(driver().cuModuleGetFunction(&f, mod_, name.c_str()), ("cuModuleGetFunction(" + name + ")").c_str());
+  check(d.cuModuleGetFunction(&f, module_.get(), name.c_str()), ("cuModuleGetFunction(" + name + ")").c_str());
   return f;
+}
+
+void Module::load_into_current_context(CUfunction function) const {
+  const auto& d = driver();
+  if (!library_ || !d.cuKernelGetFunction) return;
+  CUfunction f = nullptr;
+  check(d.cuKernelGetFunction(&f, reinterpret_cast<CUkernel>(function)), "cuKernelGetFunction");
 }
 
 }  // namespace ropejit::runtime

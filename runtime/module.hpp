@@ -1,28 +1,33 @@
-// A loaded CUDA module (RAII), with the driver's JIT log in every load error.
+// Device code loaded into the driver, with the driver's JIT log in every load error. Where the driver
+// has libraries (cuLibraryLoadData, CUDA 12), code is loaded context-independently: the driver loads
+// it into each context that launches it, and nothing outlives a destroyed context. Older drivers get
+// a module in the current context.
 #pragma once
 
 #include <cuda.h>
 
 #include <string>
 
+#include "runtime/handle.hpp"
+
 namespace ropejit::runtime {
 
 class Module {
  public:
-  // Loads PTX text or a cubin image into the current context. `what` names it in errors.
+  // Loads PTX text or a cubin image. `what` names it in errors.
   static Module load(const std::string& image, const std::string& what);
   Module() = default;
-  ~Module();
-  Module(Module&& o) noexcept : mod_(o.mod_) { o.mod_ = nullptr; }
-  Module& operator=(Module&& o) noexcept;
-  Module(const Module&) = delete;
-  Module& operator=(const Module&) = delete;
 
+  // A handle cuLaunchKernel takes (a CUkernel where loaded as a library).
   CUfunction function(const std::string& name) const;
+  // Makes sure `function` is loaded into the current context (so that no load happens later, e.g.
+  // while a stream is being captured).
+  void load_into_current_context(CUfunction function) const;
+  bool context_independent() const { return bool(library_); }
 
  private:
-  explicit Module(CUmodule m) : mod_(m) {}
-  CUmodule mod_ = nullptr;
+  LibraryHandle library_;
+  ModuleHandle module_;
 };
 
 }  // namespace ropejit::runtime

@@ -1,59 +1,49 @@
 #include <algorithm>
 #include <memory>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/testing.hpp"
 #include "runtime/context.hpp"
 #include "runtime/driver_api.hpp"
+#include "runtime/handle.hpp"
 
 namespace ropejit {
 
 using runtime::check;
 using runtime::driver;
+using runtime::EventHandle;
+using runtime::GraphExecHandle;
+using runtime::GraphHandle;
+using runtime::StreamHandle;
 
 namespace {
 
-struct Event {
+const char* kTiming = "timing on the GPU";
+
+EventHandle make_event() {
   CUevent e = nullptr;
-  Event() { check(driver().cuEventCreate(&e, CU_EVENT_DEFAULT), "cuEventCreate"); }
-  ~Event() { driver().cuEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-};
-
-struct Stream {
-  CUstream s = nullptr;
-  Stream() { check(driver().cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate"); }
-  ~Stream() { driver().cuStreamDestroy(s); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-};
-
-struct Graph {
-  CUgraph g = nullptr;
-  CUgraphExec exec = nullptr;
-  ~Graph() {
-    if (exec) driver().cuGraphExecDestroy(exec);
-    if (g) driver().cuGraphDestroy(g);
-  }
-};
+  check(ROPEJIT_NEED(driver(), cuEventCreate, kTiming)(&e, CU_EVENT_DEFAULT), "cuEventCreate");
+  return EventHandle(e);
+}
 
 std::vector<double> time_loop(const std::function<void(CUstream)>& run, int warmup, int reps, CUstream stream) {
   runtime::ensure_context(0);
   const auto& d = driver();
   for (int i = 0; i < warmup; ++i) run(stream);
-  std::vector<std::unique_ptr<Event>> events;
-  for (int i = 0; i <= reps; ++i) events.push_back(std::make_unique<Event>());
+  std::vector<EventHandle> events;
+  for (int i = 0; i <= reps; ++i) events.push_back(make_event());
+  auto record = ROPEJIT_NEED(d, cuEventRecord, kTiming);
   // Back-to-back runs, an event between each: every sample is one run's GPU time.
-  check(d.cuEventRecord(events[0]->e, stream), "cuEventRecord");
+  check(record(events[0].get(), stream), "cuEventRecord");
   for (int i = 0; i < reps; ++i) {
     run(stream);
-    check(d.cuEventRecord(events[i + 1]->e, stream), "cuEventRecord");
+    check(record(events[size_t(i) + 1].get(), stream), "cuEventRecord");
   }
-  check(d.cuEventSynchronize(events[reps]->e), "cuEventSynchronize");
+  check(ROPEJIT_NEED(d, cuEventSynchronize, kTiming)(events[size_t(reps)].get()), "cuEventSynchronize");
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
     float t = 0;
-    check(d.cuEventElapsedTime(&t, events[i]->e, events[i + 1]->e), "cuEventElapsedTime");
+    check(ROPEJIT_NEED(d, cuEventElapsedTime, kTiming)(&t, events[size_t(i)].get(), events[size_t(i) + 1].get()),
+          "cuEventElapsedTime");
     ms.push_back(t);
   }
   std::sort(ms.begin(), ms.end());
@@ -69,16 +59,22 @@ std::vector<double> time_gpu_ms(const std::function<void()>& fn, int warmup, int
 std::vector<double> time_graph_ms(const std::function<void(void* stream)>& fn, int warmup, int reps) {
   runtime::ensure_context(0);
   const auto& d = driver();
-  Stream stream;
-  fn(stream.s);  // outside capture: compiles and loads whatever fn needs
-  check(d.cuStreamSynchronize(stream.s), "cuStreamSynchronize");
-  Graph graph;
-  check(d.cuStreamBeginCapture(stream.s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
-  fn(stream.s);
-  check(d.cuStreamEndCapture(stream.s, &graph.g), "cuStreamEndCapture");
-  check(d.cuGraphInstantiateWithFlags(&graph.exec, graph.g, 0), "cuGraphInstantiate");
-  return time_loop([&](CUstream s) { check(d.cuGraphLaunch(graph.exec, s), "cuGraphLaunch"); }, warmup, reps,
-                   stream.s);
+  const char* graphs = "timing through a CUDA graph";
+  CUstream s = nullptr;
+  check(ROPEJIT_NEED(d, cuStreamCreate, graphs)(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+  StreamHandle stream(s);
+  fn(s);  // outside capture: compiles and loads whatever fn needs
+  check(ROPEJIT_NEED(d, cuStreamSynchronize, graphs)(s), "cuStreamSynchronize");
+  CUgraph g = nullptr;
+  check(ROPEJIT_NEED(d, cuStreamBeginCapture, graphs)(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+  fn(s);
+  check(ROPEJIT_NEED(d, cuStreamEndCapture, graphs)(s, &g), "cuStreamEndCapture");
+  GraphHandle graph(g);
+  CUgraphExec e = nullptr;
+  check(ROPEJIT_NEED(d, cuGraphInstantiateWithFlags, graphs)(&e, g, 0), "cuGraphInstantiate");
+  GraphExecHandle exec(e);
+  auto launch = ROPEJIT_NEED(d, cuGraphLaunch, graphs);
+  return time_loop([&](CUstream st) { check(launch(exec.get(), st), "cuGraphLaunch"); }, warmup, reps, s);
 }
 
 }  // namespace ropejit

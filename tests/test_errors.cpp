@@ -1,6 +1,7 @@
 // Every bad input gets a ropejit::Error that names the problem, and nothing is written.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "ropejit/ropejit.hpp"
@@ -59,11 +60,11 @@ TEST_CASE("errors: shapes, strides and dtypes") {
   { Setup s; s.q.view.dtype = DType::i32; CHECK_REJECTS(s, s.run(), "q: dtype i32 is not supported"); }
   { Setup s; s.q.view.heads = 0; CHECK_REJECTS(s, s.run(), "q: shape"); }
   { Setup s; s.q.view.stride_head = -64; CHECK_REJECTS(s, s.run(), "q: strides"); }
-  { Setup s; s.q.view.stride_head = 32; CHECK_REJECTS(s, s.run(), "heads would overlap"); }
+  { Setup s; s.q.view.stride_head = 32; CHECK_REJECTS(s, s.run(), "two head indices would reach the same elements"); }
   { Setup s; s.opt.q_out = s.q_out.view; s.opt.q_out->heads = 4; s.opt.k_out = s.k_out.view; CHECK_REJECTS(s, s.run(), "q_out: shape"); }
   { Setup s; s.opt.q_out = s.q_out.view; CHECK_REJECTS(s, s.run(), "k_out: missing"); }
   { Setup s; s.opt.k_out = s.k_out.view; CHECK_REJECTS(s, s.run(), "q_out: missing"); }
-  { Setup s; s.opt.q_out = s.q.view; s.opt.k_out = s.k_out.view; CHECK_REJECTS(s, s.run(), "q_out overlaps q"); }
+  { Setup s; s.opt.q_out = s.q.view; s.opt.k_out = s.k_out.view; CHECK_REJECTS(s, s.run(), "q_out and q share elements"); }
 }
 
 TEST_CASE("errors: head_dim and rotary_dim") {
@@ -90,7 +91,6 @@ TEST_CASE("errors: null and misaligned pointers") {
   { Setup s; TensorView kv = s.k.view; kv.data = nullptr; CHECK_REJECTS(s, s.run(&kv), "k: null data pointer"); }
   { Setup s; CosSinTable t = s.table.view(); t.sin = nullptr; CHECK_REJECTS(s, s.run(nullptr, &t), "table: null cos or sin"); }
   { Setup s; s.q.view.data = s.q.bytes.data() + 1; CHECK_REJECTS(s, s.run(), "not aligned to its 2-byte elements"); }
-  { Setup s; s.pos = Positions::from_ids(nullptr, DType::i32); s.pos.offset = 0; /* null ids = offset mode */ s.run(); }
   {
     Setup s;
     s.opt.vector_width = 8;
@@ -144,4 +144,72 @@ TEST_CASE("errors: no driver is a clear error, never a crash" * doctest::skip(gp
   CHECK_THROWS_AS(s.run(), Error);
   CHECK_THROWS_WITH_AS(DeviceBuffer(16), doctest::Contains(info.reason.substr(0, 20).c_str()), Error);
   CHECK(s.untouched());
+}
+
+TEST_CASE("errors: views that reach one element twice, offsets that overflow, null ids (each rejected)") {
+  { Setup s; s.q.view.stride_seq = 8 * 64 - 1; CHECK_REJECTS(s, s.run(), "two seq indices would reach the same elements"); }
+  { Setup s; s.q.view.stride_batch = 3 * 8 * 64; CHECK_REJECTS(s, s.run(), "two batch indices would reach the same elements"); }
+  { Setup s; s.pos = Positions::contiguous(INT64_MAX - 1); CHECK_REJECTS(s, s.run(), "runs past the table"); }
+  { Setup s; s.pos = Positions::from_ids(nullptr, DType::i32); CHECK_REJECTS(s, s.run(), "null ids pointer"); }
+  { Setup s; s.q.view.seq = int64_t(1) << 50; CHECK_REJECTS(s, s.run(), "beyond 2^46"); }
+}
+
+TEST_CASE("errors carry a kind") {
+  Setup s;
+  s.q.view.data = nullptr;
+  try {
+    s.run();
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::invalid_argument);
+    CHECK(std::string(error_kind_name(e.kind())) == "invalid argument");
+  }
+}
+
+// Engines hold q, k and v as views into one fused [tokens, (Hq + 2 Hk) x D] buffer, and may write
+// q_out and k_out into one output buffer the same way: disjoint by elements, so legal.
+TEST_CASE("views into one fused QKV buffer are accepted and rotated correctly, in and out of place") {
+  const int64_t T = 6, Hq = 8, Hk = 2, D = 64, row = (Hq + 2 * Hk) * D;
+  std::vector<uint16_t> qkv(size_t(T * row)), out(size_t(T * (Hq + Hk) * D));
+  std::mt19937_64 rng(9);
+  for (size_t i = 0; i < qkv.size(); ++i) store_from_double(DType::bf16, qkv.data(), int64_t(i), std::uniform_real_distribution<double>(-2, 2)(rng));
+  auto view = [&](uint16_t* base, int64_t stride, int64_t first_head, int64_t heads) {
+    return TensorView{base + first_head * D, DType::bf16, 1, T, heads, D, T * stride, stride, D};
+  };
+  RopeTable table(Backend::host, 64, D);
+  auto ref_table = ReferenceTable::from(table.view());
+  const auto original = qkv;
+  // In place: q = heads [0, Hq), k = heads [Hq, Hq + Hk) of each row; v untouched.
+  auto q = view(qkv.data(), row, 0, Hq), k = view(qkv.data(), row, Hq, Hk);
+  auto q_in = view(const_cast<uint16_t*>(original.data()), row, 0, Hq), k_in = view(const_cast<uint16_t*>(original.data()), row, Hq, Hk);
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  REQUIRE_NOTHROW(apply_rope(q, &k, Positions::contiguous(2), table.view(), opt));
+  CHECK(compare_to_reference(q, reference_rope(q_in, Positions::contiguous(2), ref_table, RopeStyle::neox, D)).ok());
+  CHECK(compare_to_reference(k, reference_rope(k_in, Positions::contiguous(2), ref_table, RopeStyle::neox, D)).ok());
+  for (int64_t t = 0; t < T; ++t)  // v kept every bit
+    CHECK(std::memcmp(&qkv[size_t(t * row + (Hq + Hk) * D)], &original[size_t(t * row + (Hq + Hk) * D)], size_t(Hk * D * 2)) == 0);
+  // Out of place into one [tokens, (Hq + Hk) x D] buffer: q_out and k_out interleaved by rows.
+  std::memset(out.data(), 0xff, out.size() * 2);
+  const int64_t orow = (Hq + Hk) * D;
+  opt.q_out = view(out.data(), orow, 0, Hq);
+  opt.k_out = view(out.data(), orow, Hq, Hk);
+  REQUIRE_NOTHROW(apply_rope(q_in, &k_in, Positions::contiguous(2), table.view(), opt));
+  CHECK(compare_to_reference(*opt.q_out, reference_rope(q_in, Positions::contiguous(2), ref_table, RopeStyle::neox, D)).ok());
+  CHECK(compare_to_reference(*opt.k_out, reference_rope(k_in, Positions::contiguous(2), ref_table, RopeStyle::neox, D)).ok());
+  // q_out interleaved with q in one buffer: q in the first half of each row, q_out in the second.
+  std::vector<uint16_t> both(size_t(T * 2 * Hq * D));
+  for (size_t i = 0; i < both.size(); ++i) store_from_double(DType::bf16, both.data(), int64_t(i), 0.25 + double(i % 7));
+  auto qa = view(both.data(), 2 * Hq * D, 0, Hq), qb = view(both.data(), 2 * Hq * D, Hq, Hq);
+  RopeOptions o2;
+  o2.backend = Backend::host;
+  o2.q_out = qb;
+  CHECK_NOTHROW(apply_rope(qa, nullptr, Positions::contiguous(0), table.view(), o2));
+  // But a k that shares q's heads is refused, as is an output that overlaps its input by one head.
+  auto k_bad = view(qkv.data(), row, Hq - 1, Hk);
+  RopeOptions o3;
+  o3.backend = Backend::host;
+  CHECK_THROWS_WITH_AS(apply_rope(q, &k_bad, Positions::contiguous(2), table.view(), o3), doctest::Contains("k and q share elements"), Error);
+  o2.q_out = view(both.data(), 2 * Hq * D, Hq - 1, Hq);
+  CHECK_THROWS_WITH_AS(apply_rope(qa, nullptr, Positions::contiguous(0), table.view(), o2), doctest::Contains("q_out and q share elements"), Error);
 }

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iostream>
 
-#include "ops/rope/compile.hpp"
-#include "ops/rope/launch.hpp"
+#include "internal.hpp"
+#include "jit/target.hpp"
 #include "ropejit/ropejit.hpp"
 #include "runtime/context.hpp"
 #include "runtime/disk_cache.hpp"
@@ -168,7 +168,7 @@ TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is sai
   CHECK_THROWS_WITH_AS(runtime::Module::load(".version 8.5\n.target sm_90\n.address_size 64\n.visible .entry f() { bogus; }\n", "bad.ptx"),
                        doctest::Contains("loading bad.ptx failed"), Error);
   rope::RopeSpec s;
-  auto ptx = rope::generate_ptx(s, rope::heuristic_config(s, 8), rope::current_ptx_target());
+  auto ptx = test::rope_ptx(s, rope::heuristic_config(s, 8), jit::current_ptx_target());
   auto at = ptx.find(".version ");
   REQUIRE(at != std::string::npos);
   ptx.replace(at, ptx.find('\n', at) - at, ".version 99.9");

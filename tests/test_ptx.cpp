@@ -8,10 +8,12 @@
 #include <fstream>
 #include <regex>
 
-#include "ops/rope/compile.hpp"
+#include "internal.hpp"
 
 using namespace ropejit;
 using namespace ropejit::rope;
+using ropejit::test::rope_ptx;
+using ropejit::test::rope_symbol;
 
 namespace {
 
@@ -82,16 +84,16 @@ TEST_CASE("ptx: generated for sm_80 and sm_90 at PTX ISA 8.5, with the kernel en
   RopeSpec s;
   auto c = heuristic_config(s, 16);
   for (int sm : {80, 90}) {
-    auto ptx = generate_ptx(s, c, codegen::PtxTarget{sm, 85});
+    auto ptx = rope_ptx(s, c, codegen::PtxTarget{sm, 85});
     CHECK(ptx.find(".version 8.5") != std::string::npos);
     CHECK(ptx.find(fmt::format(".target sm_{}", sm)) != std::string::npos);
-    CHECK(ptx.find(".visible .entry " + kernel_symbol(s, c)) != std::string::npos);
+    CHECK(ptx.find(".visible .entry " + rope_symbol(s, c)) != std::string::npos);
     CHECK(ptx.find(fmt::format(".maxntid {}, 1, 1", c.threads)) != std::string::npos);
     // no approximate math anywhere: the rotation is plain fma
     CHECK(ptx.find(".approx") == std::string::npos);
     CHECK(ptx.find("fma.rn.f32") != std::string::npos);
   }
-  CHECK_THROWS_WITH_AS(generate_ptx(s, c, codegen::PtxTarget{90, 90}), doctest::Contains("LLVM 19 emits at most 8.5"), Error);
+  CHECK_THROWS_WITH_AS(rope_ptx(s, c, codegen::PtxTarget{90, 90}), doctest::Contains("LLVM 19 emits at most 8.5"), Error);
 }
 
 TEST_CASE("ptx: 128-bit global loads and stores for aligned 16-bit specs") {
@@ -100,7 +102,7 @@ TEST_CASE("ptx: 128-bit global loads and stores for aligned 16-bit specs") {
   for (auto [spec, config] : representative()) {
     if (spec.dtype == DType::f32 && spec.head_dim == 512) continue;
     INFO(spec.key() << " " << config.key());
-    auto ptx = generate_ptx(spec, config, codegen::PtxTarget{90, 85});
+    auto ptx = rope_ptx(spec, config, codegen::PtxTarget{90, 85});
     CHECK(std::regex_search(ptx, ld128));
     CHECK(std::regex_search(ptx, st128));
     if (spec.dtype != DType::f32) CHECK_FALSE(std::regex_search(ptx, narrow_ld));
@@ -111,11 +113,11 @@ TEST_CASE("ptx: streaming configs use ld/st.global.cs for their 16-byte q/k acce
   RopeSpec s;
   auto c = heuristic_config(s, 8);
   c.streaming = 1;
-  auto ptx = generate_ptx(s, c, codegen::PtxTarget{90, 85});
+  auto ptx = rope_ptx(s, c, codegen::PtxTarget{90, 85});
   CHECK(ptx.find("ld.global.cs.v4.b32") != std::string::npos);
   CHECK(ptx.find("st.global.cs.v4.b32") != std::string::npos);
   c.streaming = 0;
-  CHECK(generate_ptx(s, c, codegen::PtxTarget{90, 85}).find(".cs.") == std::string::npos);
+  CHECK(rope_ptx(s, c, codegen::PtxTarget{90, 85}).find(".cs.") == std::string::npos);
 }
 
 TEST_CASE("ptx: assembles with ptxas for sm_80 and sm_90, no spills, no local memory" *
@@ -125,9 +127,29 @@ TEST_CASE("ptx: assembles with ptxas for sm_80 and sm_90, no spills, no local me
   for (auto [spec, config] : representative())
     for (int sm : {80, 90}) {
       INFO(spec.key() << " " << config.key() << " sm_" << sm);
-      auto a = assemble(generate_ptx(spec, config, codegen::PtxTarget{sm, 85}), sm, kernel_symbol(spec, config));
+      auto a = assemble(rope_ptx(spec, config, codegen::PtxTarget{sm, 85}), sm, rope_symbol(spec, config));
       REQUIRE_MESSAGE(a.rc == 0, a.log);
       CHECK_MESSAGE(a.log.find("0 bytes spill stores, 0 bytes spill loads") != std::string::npos, a.log);
       CHECK_MESSAGE(a.log.find("0 bytes stack frame") != std::string::npos, a.log);
     }
+}
+
+TEST_CASE("ptx: QK-norm + RoPE reduces each head with warp shuffles only, and assembles without spills") {
+  for (int d : {64, 80, 128, 256}) {
+    QkNormRopeSpec s;
+    s.rope.head_dim = s.rope.rotary_dim = d;
+    s.rope.k_heads = 8;
+    auto c = heuristic_config(s.rope, 8, 0, 0, true);
+    INFO(s.key() << " " << c.key());
+    auto def = qk_norm_rope::kernel_def(s, c);
+    auto ptx = jit::generate_ptx(def, codegen::PtxTarget{90, 85});
+    CHECK(ptx.find("shfl.sync.bfly") != std::string::npos);
+    CHECK(ptx.find("bar.sync") == std::string::npos);
+    CHECK(ptx.find(".approx") == std::string::npos);
+    CHECK(ptx.find("sqrt.rn.f32") != std::string::npos);
+    if (ptxas().empty()) continue;
+    auto a = assemble(ptx, 90, def.symbol());
+    REQUIRE_MESSAGE(a.rc == 0, a.log);
+    CHECK_MESSAGE(a.log.find("0 bytes spill stores, 0 bytes spill loads") != std::string::npos, a.log);
+  }
 }

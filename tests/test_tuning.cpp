@@ -19,6 +19,7 @@ struct TempTuningFile {
   std::string path = (dir / "sub" / "tuning.json").string();
   TempTuningFile() {
     std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "sub");
     ::setenv("ROPEJIT_TUNING_FILE", path.c_str(), 1);
   }
   ~TempTuningFile() {
@@ -77,8 +78,8 @@ TEST_CASE("tuning: records saved, merged, reloaded and used by apply_rope") {
   Call c;
   auto d = c.describe();
   KernelConfig tuned{64, 4, 3};
-  save_tuning({TuningRecord{"host-cpu", d.spec_key, token_bucket(300), tuned, 1.0},
-               TuningRecord{"other-device", d.spec_key, token_bucket(300), KernelConfig{32, 8, 1}, 2.0}});
+  save_tuning({TuningRecord{"host-cpu", "rope", d.spec_key, token_bucket(300), config_values(tuned), 1.0},
+               TuningRecord{"other-device", "rope", d.spec_key, token_bucket(300), config_values(KernelConfig{32, 8, 1}), 2.0}});
   auto back = load_tuning();
   REQUIRE(back.size() == 2);
   auto d2 = c.describe();
@@ -89,7 +90,7 @@ TEST_CASE("tuning: records saved, merged, reloaded and used by apply_rope") {
   CHECK(describe_kernel(q2.view, &k2.view, Positions::contiguous(3), c.table.view(), c.opt).source == "heuristic");
   // A record for the same key replaces the old one; the others stay.
   KernelConfig better{128, 8, 2};
-  save_tuning({TuningRecord{"host-cpu", d.spec_key, token_bucket(300), better, 3.0}});
+  save_tuning({TuningRecord{"host-cpu", "rope", d.spec_key, token_bucket(300), config_values(better), 3.0}});
   back = load_tuning();
   CHECK(back.size() == 2);
   CHECK(c.describe().config == better);
@@ -97,7 +98,7 @@ TEST_CASE("tuning: records saved, merged, reloaded and used by apply_rope") {
   Case cs;
   cs.batch = 1;
   cs.seq = 200;
-  save_tuning({TuningRecord{"host-cpu", d.spec_key, token_bucket(200), KernelConfig{32, 2, 5}, 1.0}});
+  save_tuning({TuningRecord{"host-cpu", "rope", d.spec_key, token_bucket(200), config_values(KernelConfig{32, 2, 5}), 1.0}});
   auto before = stats();
   auto r = run_case(cs, Backend::host, 77);
   CHECK(stats().kernels_generated == before.kernels_generated + 1);  // the tuned t32.w2.u5, new
@@ -115,7 +116,7 @@ TEST_CASE("tuning: a broken file or a record the memory cannot use falls back to
   Call c;
   auto d = c.describe();
   // A width of 8 needs 16-byte alignment; this q is only 2-byte aligned.
-  save_tuning({TuningRecord{"host-cpu", d.spec_key, token_bucket(299), KernelConfig{256, 8, 2}, 1.0}});
+  save_tuning({TuningRecord{"host-cpu", "rope", d.spec_key, token_bucket(299), config_values(KernelConfig{256, 8, 2}), 1.0}});
   TensorView q = c.q.view, k = c.k.view;
   q.data = c.q.bytes.data() + 2;
   q.seq = k.seq = 299;
@@ -124,7 +125,67 @@ TEST_CASE("tuning: a broken file or a record the memory cannot use falls back to
   CHECK(d2.config.vector_width == 1);
 
   std::ofstream(file.path) << "{ not json";
-  CHECK_THROWS_WITH_AS(load_tuning(), doctest::Contains("is not valid ropejit tuning JSON"), Error);
+  CHECK_THROWS_WITH_AS(load_tuning(), doctest::Contains("is not a JSON object"), Error);
   save_tuning({}, (std::filesystem::path(file.path).parent_path() / "other.json").string());  // forces a reload
+  CHECK(c.describe().source == "heuristic");
+}
+
+TEST_CASE("tuning: valid JSON of the wrong shape is an Error naming the field, and never breaks a call") {
+  TempTuningFile file;
+  Call c;
+  const std::string ok = R"({"device":"host-cpu","op":"rope","spec":"s","token_bucket":512,"config":{"threads":64,"vector_width":4,"unroll":3,"streaming":0}})";
+  struct Bad {
+    std::string text, says;
+  };
+  const Bad bad[] = {
+      {R"({"format":"ropejit-tuning-2","records":[1]})", "record 0: not an object"},
+      {R"({"format":"ropejit-tuning-2","records":[{"device":7,"op":"rope","spec":"s","token_bucket":1,"config":{}}]})", "\"device\""},
+      {R"({"format":"ropejit-tuning-2","records":[)" + ok + R"(,{"device":"d","op":"rope","spec":"s","token_bucket":"1","config":{}}]})", "record 1: \"token_bucket\""},
+      {R"({"format":"ropejit-tuning-2","records":[{"device":"d","op":"rope","spec":"s","token_bucket":1,"config":{"threads":"128"}}]})", "\"threads\""},
+      {R"({"format":"ropejit-tuning-1","records":[{"device":"d","spec":"s","token_bucket":1,"threads":64,"vector_width":4,"unroll":null,"streaming":0}]})", "\"unroll\""},
+      {R"({"format":"ropejit-tuning-2","records":{}})", "no \"records\" array"},
+      {R"([1,2])", "not a JSON object"},
+      {R"({"format":3,"records":[]})", "\"format\""},
+  };
+  for (const auto& b : bad) {
+    INFO(b.text);
+    std::ofstream(file.path) << b.text;
+    CHECK_THROWS_WITH_AS(load_tuning(), doctest::Contains(b.says.c_str()), Error);
+    // save_tuning refuses to merge into it (and leaves it as it was)...
+    CHECK_THROWS_AS(save_tuning({}), Error);
+    // ...and the ops ignore it: the heuristic serves, on every entry point.
+    save_tuning({}, (std::filesystem::path(file.path).parent_path() / "other.json").string());  // forces a reload
+    CHECK(c.describe().source == "heuristic");
+    auto r = run_case(Case{}, Backend::host, 5);
+    CHECK(r.q.ok());
+  }
+}
+
+TEST_CASE("tuning: format-1 files (RoPE records with flat config fields) are still read") {
+  TempTuningFile file;
+  Call c;
+  auto d = c.describe();
+  std::ofstream(file.path) << R"({"format":"ropejit-tuning-1","records":[{"device":"host-cpu","spec":")" << d.spec_key
+                           << R"(","token_bucket":512,"threads":64,"vector_width":4,"unroll":3,"streaming":0,"gbps":1.5}]})";
+  auto back = load_tuning();
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].op == "rope");
+  CHECK(kernel_config_from(back[0].config) == KernelConfig{64, 4, 3, 0});
+  save_tuning({}, (std::filesystem::path(file.path).parent_path() / "other.json").string());  // forces a reload
+  CHECK(c.describe().source == "tuned");
+}
+
+TEST_CASE("tuning: records are per op: a QK-norm + RoPE record tunes only that op") {
+  TempTuningFile file;
+  Call c;
+  std::vector<float> w(128, 1.0f);
+  QkNorm norm{w.data(), w.data(), DType::f32, 1e-6, false};
+  auto fused = describe_qk_norm_rope(c.q.view, &c.k.view, Positions::contiguous(3), c.table.view(), norm, c.opt);
+  CHECK(fused.source == "heuristic");
+  KernelConfig tuned{128, 8, 1, 0};
+  save_tuning({TuningRecord{"host-cpu", "qk_norm_rope", fused.spec_key, token_bucket(300), config_values(tuned), 1.0}});
+  fused = describe_qk_norm_rope(c.q.view, &c.k.view, Positions::contiguous(3), c.table.view(), norm, c.opt);
+  CHECK(fused.source == "tuned");
+  CHECK(fused.config == tuned);
   CHECK(c.describe().source == "heuristic");
 }

@@ -32,12 +32,13 @@ Case with_tokens(Case c, int64_t tokens) {
 double Case::bytes() const {
   double elems = double(tokens()) * double(q_heads + k_heads) * head_dim;
   double table_row = double(head_dim / 2) * 4 * 2;  // f32 cos and sin
-  return 2.0 * elems * dtype_size(dtype) + double(tokens()) * (table_row + (decode ? 4 : 0));
+  double weights = op == "qk_norm_rope" ? 2.0 * head_dim * 4 : 0;
+  return 2.0 * elems * dtype_size(dtype) + double(tokens()) * (table_row + (decode ? 4 : 0)) + weights;
 }
 
 std::string Case::series() const {
-  return fmt::format("{} d{} {}/{} {}", dtype_name(dtype), head_dim, q_heads, k_heads,
-                     style == RopeStyle::neox ? "neox" : "gptj");
+  return fmt::format("{}{} d{} {}/{} {}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
+                     k_heads, style == RopeStyle::neox ? "neox" : "gptj");
 }
 
 std::string Case::label() const {
@@ -69,20 +70,33 @@ std::vector<Case> default_cases() {
     g.style = RopeStyle::gptj;
     out.push_back(with_tokens(g, t));
   }
+  // Fused QK-RMSNorm + RoPE: Qwen3-8B (32/8 d128), Qwen3-30B-A3B (32/4 d128), and an odd head dim.
+  for (int64_t t : {16384, 65536})
+    for (auto [hq, hk, d] : {std::tuple{32, 8, 128}, std::tuple{32, 4, 128}, std::tuple{32, 8, 96}}) {
+      Case c = llama;
+      c.op = "qk_norm_rope";
+      c.q_heads = hq;
+      c.k_heads = hk;
+      c.head_dim = d;
+      out.push_back(with_tokens(c, t));
+    }
   return out;
 }
 
-std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vector<std::string>& dtypes,
+std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::vector<int64_t>& tokens,
+                              const std::vector<std::string>& dtypes,
                               const std::vector<int>& head_dims, const std::vector<std::string>& heads,
                               const std::vector<std::string>& styles) {
   auto or_default = [](auto v, auto d) { return v.empty() ? decltype(v){d} : v; };
   std::vector<Case> out;
+  for (const auto& o : or_default(ops, std::string("rope")))
   for (auto t : or_default(tokens, int64_t(16384)))
     for (const auto& d : or_default(dtypes, std::string("bf16")))
       for (auto hd : or_default(head_dims, 128))
         for (const auto& h : or_default(heads, std::string("32/8")))
           for (const auto& s : or_default(styles, std::string("neox"))) {
             Case c;
+            c.op = op(o).name;
             c.dtype = parse_dtype(d);
             c.head_dim = hd;
             auto slash = h.find('/');
@@ -94,7 +108,10 @@ std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vec
   return out;
 }
 
+std::vector<Case> CaseOptions::cases() const { return cross_cases(ops, tokens, dtypes, head_dims, heads, styles); }
+
 void CaseOptions::add_to(CLI::App& app) {
+  app.add_option("--op", ops, "rope, qk_norm_rope");
   app.add_option("--tokens", tokens, "token counts (64 = a decode step of 64 sequences x 1 token)");
   app.add_option("--dtype", dtypes, "bf16, f16, f32");
   app.add_option("--head-dim", head_dims, "head_dim values");
@@ -140,6 +157,14 @@ Data::Data(const Case& c, int64_t l2_bytes, Backend backend) : c_(c), backend_(b
     }
   }
   table_ = std::make_unique<RopeTable>(backend, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
+  std::vector<float> w(size_t(c.head_dim));
+  std::uniform_real_distribution<float> uw(0.5f, 1.5f);
+  for (auto& x : w) x = uw(rng);
+  weights_ = make(w.size() * 4);
+  if (backend_ == Backend::host)
+    std::memcpy(weights_.host.data(), w.data(), w.size() * 4);
+  else
+    weights_.device.upload(w.data(), w.size() * 4);
   if (c.decode) {
     std::vector<int32_t> ids(size_t(c.tokens()));
     std::uniform_int_distribution<int32_t> p(0, 4095);
@@ -163,20 +188,67 @@ Positions Data::positions() const {
   return c_.decode ? Positions::from_ids(const_cast<Buffer&>(ids_).data(), DType::i32) : Positions::contiguous(1);
 }
 
+std::vector<uint8_t> Data::read(bool k, int set) const {
+  const Buffer& b = (k ? k_ : q_)[size_t(set)];
+  if (backend_ == Backend::host) return b.host;
+  std::vector<uint8_t> out(b.device.size());
+  b.device.download(out.data(), out.size());
+  return out;
+}
+
+QkNorm Data::norm() const {
+  void* w = const_cast<Buffer&>(weights_).data();
+  return QkNorm{w, w, DType::f32, 1e-6, false};
+}
+
+namespace {
+const TensorView* k_of(const Case& c, const TensorView& k) { return c.k_heads ? &k : nullptr; }
+}  // namespace
+
+const std::vector<Op>& ops() {
+  static const std::vector<Op> table = {
+      {"rope",
+       [](const Case& c, const Data& d, int set, const RopeOptions& o, void* stream) {
+         auto q = d.q(set), k = d.k(set);
+         apply_rope(q, k_of(c, k), d.positions(), d.table(), o, stream);
+       },
+       [](const Case& c, const Data& d, const RopeOptions& o) {
+         auto q = d.q(0), k = d.k(0);
+         return describe_kernel(q, k_of(c, k), d.positions(), d.table(), o);
+       },
+       [](const Case& c, const TensorView& x, const Positions& p, const ReferenceTable& t, const void*) {
+         return reference_rope(x, p, t, c.style, c.head_dim);
+       }},
+      {"qk_norm_rope",
+       [](const Case& c, const Data& d, int set, const RopeOptions& o, void* stream) {
+         auto q = d.q(set), k = d.k(set);
+         apply_qk_norm_rope(q, k_of(c, k), d.positions(), d.table(), d.norm(), o, stream);
+       },
+       [](const Case& c, const Data& d, const RopeOptions& o) {
+         auto q = d.q(0), k = d.k(0);
+         return describe_qk_norm_rope(q, k_of(c, k), d.positions(), d.table(), d.norm(), o);
+       },
+       [](const Case& c, const TensorView& x, const Positions& p, const ReferenceTable& t, const void* w) {
+         QkNorm n{w, w, DType::f32, 1e-6, false};
+         return reference_qk_norm_rope(x, w, n, p, t, c.style, c.head_dim);
+       }},
+  };
+  return table;
+}
+
+const Op& op(const std::string& name) {
+  for (const auto& o : ops())
+    if (o.name == name) return o;
+  throw Error("unknown op " + name + " (rope, qk_norm_rope)");
+}
+
 Measurement measure(const Case& c, Data& data, const RopeOptions& options, double copy_gbps, int reps,
                     bool with_host_and_graph) {
   Measurement m;
-  const auto pos = data.positions();
   int next = 0;
-  auto call = [&](void* stream) {
-    int s = next++ % data.sets();
-    auto q = data.q(s), k = data.k(s);
-    apply_rope(q, c.k_heads ? &k : nullptr, pos, data.table(), options, stream);
-  };
-  {
-    auto q = data.q(0), k = data.k(0);
-    m.config = describe_kernel(q, c.k_heads ? &k : nullptr, pos, data.table(), options).config;
-  }
+  const Op& o = op(c.op);
+  auto call = [&](void* stream) { o.run(c, data, next++ % data.sets(), options, stream); };
+  m.config = o.describe(c, data, options).config;
   if (options.backend == Backend::host) {  // synchronous: the wall clock of each call
     for (int i = 0; i < 2; ++i) call(nullptr);
     std::vector<double> us;

@@ -1,5 +1,6 @@
-// Shared by ropejit-bench and ropejit-tune (public API only): the benchmark cases, their device
-// buffers (random data, rotated among enough sets to defeat the L2), and how a case is measured.
+// Shared by ropejit-bench and ropejit-tune (public API only): the ops they know (a table: each op's
+// call, kernel choice and fp64 reference), the benchmark cases, their buffers (random data, rotated
+// among enough sets to defeat the L2), and how a case is measured.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,6 +14,7 @@
 namespace ropejit::bench {
 
 struct Case {
+  std::string op = "rope";  // "rope" or "qk_norm_rope"
   int64_t batch = 1, seq = 1024;
   DType dtype = DType::bf16;
   int head_dim = 128, q_heads = 32, k_heads = 8;
@@ -20,7 +22,8 @@ struct Case {
   bool decode = false;  // seq 1 per sequence, positions from int32 ids (as in a decode step)
 
   int64_t tokens() const { return batch * seq; }
-  // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read.
+  // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read (and the
+  // norm weights, once).
   double bytes() const;
   std::string series() const;  // everything but the token count
   std::string label() const;   // series and tokens
@@ -30,18 +33,22 @@ struct Case {
 // time (dtype, head_dim, heads, style) at 16K and 64K.
 std::vector<Case> default_cases();
 // The cross product of the given axes (empty = the Llama-3-8B value); tokens 64 means a decode step.
-std::vector<Case> cross_cases(const std::vector<int64_t>& tokens, const std::vector<std::string>& dtypes,
+std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::vector<int64_t>& tokens,
+                              const std::vector<std::string>& dtypes,
                               const std::vector<int>& head_dims, const std::vector<std::string>& heads,
                               const std::vector<std::string>& styles);
 
-// The case-selection options both tools take: --tokens --dtype --head-dim --heads --style.
+// The case-selection options both tools take: --op --tokens --dtype --head-dim --heads --style.
 struct CaseOptions {
+  std::vector<std::string> ops;
   std::vector<int64_t> tokens;
   std::vector<std::string> dtypes, heads, styles;
   std::vector<int> head_dims;
   void add_to(CLI::App& app);
-  bool any() const { return !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() || !styles.empty(); }
-  std::vector<Case> cases() const { return cross_cases(tokens, dtypes, head_dims, heads, styles); }
+  bool any() const {
+    return !ops.empty() || !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() || !styles.empty();
+  }
+  std::vector<Case> cases() const;
 };
 
 // Memory for a case on a backend (device memory, or host memory for the CPU backend): `sets`
@@ -54,6 +61,8 @@ class Data {
   TensorView k(int set) const;
   Positions positions() const;
   const CosSinTable& table() const { return table_->view(); }
+  QkNorm norm() const;  // the norm weights (f32 [head_dim], random), for qk_norm_rope
+  std::vector<uint8_t> read(bool k, int set) const;  // q's (or k's) bytes of a set, in host memory
 
  private:
   struct Buffer {  // one of the two, by backend
@@ -66,9 +75,21 @@ class Data {
   Backend backend_;
   int sets_ = 1;
   std::vector<Buffer> q_, k_;
-  Buffer ids_;
+  Buffer ids_, weights_;
   std::unique_ptr<RopeTable> table_;
 };
+
+// An op the tools know: one call on a set of a case's data, the kernel it would choose, and the fp64
+// reference of one tensor (host memory; `weight` the host copy of its norm weight).
+struct Op {
+  std::string name;
+  void (*run)(const Case& c, const Data& data, int set, const RopeOptions& options, void* stream);
+  KernelChoice (*describe)(const Case& c, const Data& data, const RopeOptions& options);
+  ReferenceResult (*reference)(const Case& c, const TensorView& x, const Positions& positions,
+                               const ReferenceTable& table, const void* weight);
+};
+const std::vector<Op>& ops();
+const Op& op(const std::string& name);  // throws Error naming the known ones
 
 struct Measurement {
   double gpu_us = 0;    // median GPU time per call, by events (CPU backend: wall clock per call)

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "ropejit/ropejit.hpp"
@@ -32,21 +33,68 @@ PositionKind positions_of(const std::string& s) {
   throw Error("unknown positions '" + s + "' (offset, ids32, ids64)");
 }
 
-RopeSpec spec_from_json(const nlohmann::json& j) {
-  RopeSpec s;
-  s.head_dim = j.value("head_dim", 128);
-  s.rotary_dim = j.value("rotary_dim", s.head_dim);
-  std::string style = j.value("style", "neox");
-  if (style != "neox" && style != "gptj") throw Error("unknown style '" + style + "' (neox, gptj)");
+// One spec of the manifest, every field checked: the required ones present, each of its JSON type,
+// integers in range (never truncated or rounded), and no field ropejit does not know.
+struct ManifestSpec {
+  std::string op = "rope";
+  RopeSpec rope;
+  DType weight_dtype = DType::f32;
+  bool one_plus_weight = false;
+};
+
+ManifestSpec spec_from_json(const nlohmann::json& j, size_t index) {
+  auto bad = [&](const std::string& why) { return Error(fmt::format("spec {}: {}", index, why)); };
+  if (!j.is_object()) throw bad("not a JSON object");
+  static const std::set<std::string> known = {"op",        "head_dim", "rotary_dim", "style",     "dtype",
+                                              "table_dtype", "q_heads", "k_heads",    "in_place", "positions",
+                                              "weight_dtype", "one_plus_weight"};
+  for (const auto& [k, v] : j.items())
+    if (!known.count(k)) throw bad(fmt::format("unknown field \"{}\"", k));
+  for (const char* f : {"head_dim", "q_heads", "k_heads", "dtype", "style"})
+    if (!j.contains(f)) throw bad(fmt::format("missing field \"{}\"", f));
+  auto integer = [&](const char* f, int64_t lo, int64_t hi) {
+    const auto& v = j.at(f);
+    if (!v.is_number_integer()) throw bad(fmt::format("\"{}\" must be an integer", f));
+    int64_t x = v.get<int64_t>();
+    if (x < lo || x > hi) throw bad(fmt::format("\"{}\" = {} is outside [{}, {}]", f, x, lo, hi));
+    return int(x);
+  };
+  auto text = [&](const char* f, const char* dflt) -> std::string {
+    if (!j.contains(f)) return dflt;
+    if (!j.at(f).is_string()) throw bad(fmt::format("\"{}\" must be a string", f));
+    return j.at(f).get<std::string>();
+  };
+  auto flag = [&](const char* f, bool dflt) {
+    if (!j.contains(f)) return dflt;
+    if (!j.at(f).is_boolean()) throw bad(fmt::format("\"{}\" must be true or false", f));
+    return j.at(f).get<bool>();
+  };
+  ManifestSpec m;
+  m.op = text("op", "rope");
+  if (m.op != "rope" && m.op != "qk_norm_rope") throw bad("unknown op '" + m.op + "' (rope, qk_norm_rope)");
+  RopeSpec& s = m.rope;
+  s.head_dim = integer("head_dim", 2, 512);
+  s.rotary_dim = j.contains("rotary_dim") ? integer("rotary_dim", 2, 512) : s.head_dim;
+  std::string style = text("style", "neox");
+  if (style != "neox" && style != "gptj") throw bad("unknown style '" + style + "' (neox, gptj)");
   s.style = style == "neox" ? RopeStyle::neox : RopeStyle::gptj;
-  s.dtype = dtype_of(j.value("dtype", "bf16"));
-  s.table_dtype = dtype_of(j.value("table_dtype", "f32"));
-  s.q_heads = j.value("q_heads", 32);
-  s.k_heads = j.value("k_heads", 0);
-  s.in_place = j.value("in_place", true);
-  s.positions = positions_of(j.value("positions", "offset"));
-  s.validate();
-  return s;
+  s.dtype = dtype_of(text("dtype", "bf16"));
+  s.table_dtype = dtype_of(text("table_dtype", "f32"));
+  s.q_heads = integer("q_heads", 1, 4096);
+  s.k_heads = integer("k_heads", 0, 4096);
+  s.in_place = flag("in_place", true);
+  s.positions = positions_of(text("positions", "offset"));
+  m.weight_dtype = dtype_of(text("weight_dtype", "f32"));
+  m.one_plus_weight = flag("one_plus_weight", false);
+  if (m.op == "rope" && (j.contains("weight_dtype") || j.contains("one_plus_weight")))
+    throw bad("\"weight_dtype\" and \"one_plus_weight\" belong to op qk_norm_rope");
+  try {
+    s.validate();
+    if (m.op == "qk_norm_rope") QkNormRopeSpec{s, m.weight_dtype, m.one_plus_weight}.validate();
+  } catch (const Error& e) {
+    throw bad(e.what());
+  }
+  return m;
 }
 
 std::string find_ptxas(const std::string& given) {
@@ -92,13 +140,18 @@ std::string ptxas_cubin(const std::string& ptxas, const PrecompiledKernel& k) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ropejit-precompile: RoPE kernels ahead of time, into the cache, a bundle, or C++ source"};
+  CLI::App app{"ropejit-precompile: kernels of any op ahead of time, into the cache, a bundle, or C++ source"};
   nlohmann::json one = nlohmann::json::object();
   int head_dim = 128, rotary_dim = 0, q_heads = 32, k_heads = 8;
+  std::string op_name = "rope", weight_dtype = "f32";
+  bool one_plus_weight = false;
   std::string style = "neox", dtype = "bf16", table_dtype = "f32", positions = "offset", manifest, bundle, embed;
   std::string name = "kernels", ptxas_path;
   bool out_of_place = false, to_cache = false, no_ptxas = false;
   std::vector<int> sms;
+  app.add_option("--op", op_name, "rope or qk_norm_rope");
+  app.add_option("--weight-dtype", weight_dtype, "qk_norm_rope: f32 or the q/k dtype");
+  app.add_flag("--one-plus-weight", one_plus_weight, "qk_norm_rope: weights in the (1 + w) form");
   app.add_option("--head-dim", head_dim);
   app.add_option("--rotary-dim", rotary_dim, "0 = head_dim");
   app.add_option("--q-heads", q_heads);
@@ -108,7 +161,8 @@ int main(int argc, char** argv) {
   app.add_option("--table-dtype", table_dtype, "f32 or bf16");
   app.add_option("--positions", positions, "offset, ids32 or ids64");
   app.add_flag("--out-of-place", out_of_place);
-  app.add_option("--manifest", manifest, "JSON file: {\"specs\": [{\"head_dim\": 128, ...}, ...]} (instead of the flags)");
+  app.add_option("--manifest", manifest,
+                 "JSON file: {\"specs\": [{\"op\": \"rope\", \"head_dim\": 128, ...}, ...]} (instead of the flags)");
   app.add_option("--sm", sms, "target architectures, e.g. 80,86,89,90 (default: the local GPU's, else 80,86,89,90)")
       ->delimiter(',');
   app.add_flag("--cache", to_cache, "store the kernels in the disk cache");
@@ -121,19 +175,24 @@ int main(int argc, char** argv) {
 
   try {
     if (!to_cache && bundle.empty() && embed.empty()) throw Error("nothing to write: give --cache, --bundle or --embed");
-    std::vector<RopeSpec> specs;
+    std::vector<ManifestSpec> specs;
     if (!manifest.empty()) {
       std::ifstream in(manifest);
       if (!in) throw Error("cannot read manifest " + manifest);
       auto doc = nlohmann::json::parse(in, nullptr, false);
-      if (doc.is_discarded() || !doc.contains("specs") || !doc["specs"].is_array())
+      if (doc.is_discarded() || !doc.is_object() || !doc.contains("specs") || !doc["specs"].is_array())
         throw Error("manifest " + manifest + " must be a JSON object with a \"specs\" array");
-      for (const auto& j : doc["specs"]) specs.push_back(spec_from_json(j));
+      for (const auto& [k, v] : doc.items())
+        if (k != "specs") throw Error(fmt::format("manifest {}: unknown field \"{}\"", manifest, k));
+      size_t i = 0;
+      for (const auto& j : doc["specs"]) specs.push_back(spec_from_json(j, i++));
     } else {
-      specs.push_back(spec_from_json({{"head_dim", head_dim}, {"rotary_dim", rotary_dim ? rotary_dim : head_dim},
-                                      {"style", style}, {"dtype", dtype}, {"table_dtype", table_dtype},
-                                      {"q_heads", q_heads}, {"k_heads", k_heads}, {"in_place", !out_of_place},
-                                      {"positions", positions}}));
+      nlohmann::json j = {{"op", op_name},       {"head_dim", head_dim}, {"rotary_dim", rotary_dim ? rotary_dim : head_dim},
+                          {"style", style},      {"dtype", dtype},       {"table_dtype", table_dtype},
+                          {"q_heads", q_heads},  {"k_heads", k_heads},   {"in_place", !out_of_place},
+                          {"positions", positions}};
+      if (op_name == "qk_norm_rope") j.update({{"weight_dtype", weight_dtype}, {"one_plus_weight", one_plus_weight}});
+      specs.push_back(spec_from_json(j, 0));
     }
     auto info = device_info();
     if (sms.empty()) sms = info.available ? std::vector<int>{info.sm} : std::vector<int>{80, 86, 89, 90};
@@ -141,7 +200,8 @@ int main(int argc, char** argv) {
 
     std::vector<PrecompiledKernel> kernels;
     for (const auto& spec : specs) {
-      auto ks = precompile(spec, sms);
+      auto ks = spec.op == "rope" ? precompile(spec.rope, sms)
+                                  : precompile(QkNormRopeSpec{spec.rope, spec.weight_dtype, spec.one_plus_weight}, sms);
       for (auto& k : ks) {
         if (k.cubin.empty() && !ptxas.empty()) k.cubin = ptxas_cubin(ptxas, k);
         fmt::print("{}  sm_{}  PTX {} B, cubin {}\n", k.key, k.sm, k.ptx.size(),
@@ -163,6 +223,9 @@ int main(int argc, char** argv) {
     }
     return 0;
   } catch (const Error& e) {
+    fmt::print(stderr, "ropejit-precompile: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {  // nothing foreign may abort the tool
     fmt::print(stderr, "ropejit-precompile: {}\n", e.what());
     return 1;
   }

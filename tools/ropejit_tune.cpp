@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <random>
 
 #include "bench_cases.hpp"
 
@@ -15,41 +14,27 @@ using namespace ropejit::bench;
 
 namespace {
 
-// Runs the candidate on a small problem of the same spec (same kernel) and checks every element.
-std::string check_candidate(const Case& c, const RopeOptions& opt, const CosSinTable& table,
-                            const CosSinTable& host_table, uint64_t seed) {
-  const int64_t batch = c.decode ? c.batch : 2, seq = c.decode ? 1 : 33;
-  const size_t es = size_t(dtype_size(c.dtype));
-  const size_t qn = size_t(batch * seq * c.q_heads * c.head_dim), kn = size_t(batch * seq * c.k_heads * c.head_dim);
-  std::vector<uint8_t> q(qn * es), k(std::max<size_t>(kn, 1) * es);
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-2.0, 2.0);
-  for (size_t i = 0; i < qn; ++i) store_from_double(c.dtype, q.data(), int64_t(i), u(rng));
-  for (size_t i = 0; i < kn; ++i) store_from_double(c.dtype, k.data(), int64_t(i), u(rng));
-  std::vector<int32_t> ids(size_t(batch * seq));
-  for (auto& i : ids) i = int32_t(rng() % 4000 + 1);
-  DeviceBuffer dq(q.size()), dk(k.size()), dids(ids.size() * 4);
-  dq.upload(q.data(), q.size());
-  dk.upload(k.data(), k.size());
-  dids.upload(ids.data(), ids.size() * 4);
-  auto qv = TensorView::bshd(dq.data(), c.dtype, batch, seq, c.q_heads, c.head_dim);
-  auto kv = TensorView::bshd(dk.data(), c.dtype, batch, seq, std::max(1, c.k_heads), c.head_dim);
-  Positions pos = c.decode ? Positions::from_ids(dids.data(), DType::i32) : Positions::contiguous(5);
-  Positions host_pos = c.decode ? Positions::from_ids(ids.data(), DType::i32) : pos;
-  apply_rope(qv, c.k_heads ? &kv : nullptr, pos, table, opt);
+// Runs the candidate on a small problem of the same spec (same kernel) and checks every element
+// against the op's fp64 reference. The host copy is made from the same seed: the same data.
+std::string check_candidate(const Case& c, const RopeOptions& opt) {
+  Case small = c;
+  small.batch = c.decode ? c.batch : 2;
+  small.seq = c.decode ? 1 : 33;
+  Data dev(small, 0), host(small, 0, Backend::host);
+  const Op& o = op(c.op);
+  o.run(small, dev, 0, opt, nullptr);
   synchronize();
-  std::vector<uint8_t> qo(q.size()), ko(k.size());
-  dq.download(qo.data(), qo.size());
-  dk.download(ko.data(), ko.size());
-  auto ref_table = ReferenceTable::from(host_table);
-  auto check = [&](std::vector<uint8_t>& in, std::vector<uint8_t>& out, int heads, const char* name) -> std::string {
-    auto vin = TensorView::bshd(in.data(), c.dtype, batch, seq, heads, c.head_dim);
-    auto vout = TensorView::bshd(out.data(), c.dtype, batch, seq, heads, c.head_dim);
-    auto cmp = compare_to_reference(vout, reference_rope(vin, host_pos, ref_table, c.style, c.head_dim));
-    return cmp.ok() ? "" : fmt::format("{}: {} of {} wrong, first {}", name, cmp.mismatches, cmp.checked, cmp.first_mismatch);
+  auto ref_table = ReferenceTable::from(host.table());
+  auto check = [&](bool is_k) -> std::string {
+    std::vector<uint8_t> got = dev.read(is_k, 0);
+    TensorView in = is_k ? host.k(0) : host.q(0), out = in;
+    out.data = got.data();
+    auto cmp = compare_to_reference(out, o.reference(small, in, host.positions(), ref_table, host.norm().q_weight));
+    return cmp.ok() ? "" : fmt::format("{}: {} of {} wrong, first {}", is_k ? "k" : "q", cmp.mismatches, cmp.checked,
+                                       cmp.first_mismatch);
   };
-  auto e = check(q, qo, c.q_heads, "q");
-  if (e.empty() && c.k_heads) e = check(k, ko, c.k_heads, "k");
+  auto e = check(false);
+  if (e.empty() && c.k_heads) e = check(true);
   return e;
 }
 
@@ -90,9 +75,7 @@ int main(int argc, char** argv) {
       Data data(c, 64ll << 20);
       RopeOptions base;
       base.style = c.style;
-      auto q0 = data.q(0), k0 = data.k(0);
-      auto choice = describe_kernel(q0, c.k_heads ? &k0 : nullptr, data.positions(), data.table(), base);
-      RopeTable host_table(Backend::host, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
+      auto choice = op(c.op).describe(c, data, base);
       fmt::print("\n{} — {} ({} candidates; default {} from {})\n", c.label(), choice.spec_key, choice.candidates.size(),
                  choice.config.key(), choice.source);
       struct Row {
@@ -111,7 +94,7 @@ int main(int argc, char** argv) {
         opt.streaming = cand.streaming;
         Row r{cand, {}, ""};
         try {
-          r.error = check_candidate(c, opt, data.table(), host_table.view(), 7 + done);
+          r.error = check_candidate(c, opt);
           if (r.error.empty()) r.m = measure(c, data, opt, copy, reps, false);
         } catch (const Error& e) {
           r.error = e.what();
@@ -135,7 +118,8 @@ int main(int argc, char** argv) {
                      100 * r.m.fraction, i == 0 ? "  best" : "", r.config == choice.config ? "  (default)" : "");
       }
       if (!rows.empty() && rows[0].error.empty())
-        records.push_back(TuningRecord{info.name, choice.spec_key, token_bucket(c.tokens()), rows[0].config, rows[0].m.gbps});
+        records.push_back(TuningRecord{info.name, c.op, choice.spec_key, token_bucket(c.tokens()),
+                                       config_values(rows[0].config), rows[0].m.gbps});
     }
     if (!dry_run && !records.empty()) {
       save_tuning(records, out_path);

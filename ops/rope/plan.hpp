@@ -1,15 +1,18 @@
-// apply_rope's arguments checked and turned into a spec, kernel arguments and the widest vector the
-// pointers and strides allow. Every check happens here, before anything is written.
+// A rotating op's arguments checked and turned into a spec, the views the kernel reads and writes,
+// and the widest vector the pointers and strides allow. Every check happens here, before anything is
+// written. Shared by RoPE and QK-norm + RoPE.
 #pragma once
 
-#include "ops/rope/kernel_args.hpp"
 #include "ops/rope/spec.hpp"
+#include "ropejit/rope.hpp"
 
 namespace ropejit::rope {
 
 struct Plan {
   RopeSpec spec;
-  KernelArgs args;
+  TensorView q, q_out, k, k_out;  // k and k_out empty (null, zero strides) without k; in place: out = in
+  CosSinTable table;
+  Positions positions;
   int64_t tokens = 0;
   int width_cap = 1;  // widest vector (elements) every q/k pointer and stride is aligned for
 };

@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/rope.hpp"
+#include "ropejit/testing.hpp"
 
 namespace ropejit {
 
@@ -97,7 +98,7 @@ Comparison compare_to_reference(const TensorView& out, const ReferenceResult& re
         for (int64_t d = 0; d < D; ++d, ++o) {
           double got = load_as_double(out.dtype, out.data, b * out.stride_batch + s * out.stride_seq + h * out.stride_head + d);
           double want = ref.value[o];
-          double tol = ref.scale[o] == 0 ? 0 : std::ldexp(ref.scale[o], -22) + half_ulp(out.dtype, std::max(std::fabs(want), std::fabs(got)));
+          double tol = ref.scale[o] == 0 ? 0 : ref.relative * ref.scale[o] + half_ulp(out.dtype, std::max(std::fabs(want), std::fabs(got)));
           double err = std::fabs(got - want);
           ++c.checked;
           bool bad = !(err <= tol);  // NaN fails

@@ -19,7 +19,6 @@ const char* positions_name(PositionKind p) {
   }
   return "?";
 }
-bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 }  // namespace
 
 void RopeSpec::validate() const {
@@ -37,6 +36,10 @@ void RopeSpec::validate() const {
   if (k_heads < 0) throw Error(fmt::format("k heads {} must not be negative", k_heads));
 }
 
+std::string KernelConfig::key() const {
+  return fmt::format("t{}.w{}.u{}{}", threads, vector_width, unroll, streaming ? ".cs" : "");
+}
+
 std::string RopeSpec::key() const {
   return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}", style_name(style), head_dim, rotary_dim,
                      dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
@@ -46,28 +49,30 @@ std::string RopeSpec::key() const {
 
 namespace rope {
 
-std::string kernel_symbol(const RopeSpec& spec, const LaunchConfig& config) {
-  std::string s = "ropejit_" + spec.key() + "_" + config.key();
-  for (char& c : s)
-    if (c == '.') c = '_';
-  return s;
-}
-
 int max_vector_width(const RopeSpec& spec) {
   int w = 16 / dtype_size(spec.dtype);
   while (spec.pairs() % w) w /= 2;
   return w;
 }
 
-Mapping mapping(const RopeSpec& spec, const LaunchConfig& config) {
+int lanes_per_head(const RopeSpec& spec, int width, bool norm) {
+  int chunks = spec.pairs() / width;
+  if (!norm) return chunks;
+  int lanes = 1;
+  while (lanes < chunks) lanes *= 2;
+  return lanes;
+}
+
+Mapping mapping(const RopeSpec& spec, const LaunchConfig& config, bool norm) {
   Mapping m{};
   m.pairs = spec.pairs();
   m.width = config.vector_width;
   m.chunks = m.pairs / m.width;
-  m.groups = std::max(1, config.threads / m.chunks);
+  m.lanes = lanes_per_head(spec, m.width, norm);
+  m.groups = std::max(1, config.threads / m.lanes);
   m.pass_width = 0;
   m.pass_chunks = 0;
-  if (!spec.in_place && spec.rotary_dim < spec.head_dim) {
+  if (spec.rotary_dim < spec.head_dim && (norm || !spec.in_place)) {
     int g = std::gcd(spec.rotary_dim, spec.head_dim);
     int w = m.width;
     while (g % w) w /= 2;
@@ -77,13 +82,13 @@ Mapping mapping(const RopeSpec& spec, const LaunchConfig& config) {
   return m;
 }
 
-void validate_config(const RopeSpec& spec, const LaunchConfig& c) {
+void validate_config(const RopeSpec& spec, const LaunchConfig& c, bool norm) {
   int widest = 16 / dtype_size(spec.dtype);
   if (!is_pow2(c.vector_width) || c.vector_width > widest || spec.pairs() % c.vector_width)
     throw Error(fmt::format("vector width {} does not fit {}: it must be a power of two of at most 16 bytes that "
                             "divides rotary_dim/2 = {}",
                             c.vector_width, spec.key(), spec.pairs()));
-  int chunks = spec.pairs() / c.vector_width;
+  int chunks = lanes_per_head(spec, c.vector_width, norm);
   if (!is_pow2(c.threads) || c.threads > 1024 || c.threads < chunks)
     throw Error(fmt::format("{} threads per program do not fit {}: a power of two from {} to 1024 is needed",
                             c.threads, spec.key(), chunks));
@@ -91,11 +96,11 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c) {
   if (c.streaming != 0 && c.streaming != 1) throw Error(fmt::format("streaming {} is neither 0 nor 1", c.streaming));
 }
 
-LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes) {
+LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes, bool norm) {
   LaunchConfig c;
   c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
   while (spec.pairs() % c.vector_width) c.vector_width /= 2;
-  int chunks = spec.pairs() / c.vector_width;
+  int chunks = lanes_per_head(spec, c.vector_width, norm);
   // About one q head per thread, up to 256 threads: on the H100 the sweeps (docs/tune-h100.txt) put
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads
   // (96% vs 93.5% of copy bandwidth at 16K tokens for Llama-3-8B).

@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "ropejit/ropejit.hpp"
+#include "ropejit/rope.hpp"
+#include "ropejit/testing.hpp"
 
 namespace ropejit {
 
@@ -48,15 +49,5 @@ RopeTable::RopeTable(Backend backend, int64_t max_position, int64_t rotary_dim, 
 RopeTable::~RopeTable() = default;
 RopeTable::RopeTable(RopeTable&&) noexcept = default;
 RopeTable& RopeTable::operator=(RopeTable&&) noexcept = default;
-
-TensorView TensorView::bshd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
-  return TensorView{data, dtype, b, s, h, d, s * h * d, h * d, d};
-}
-TensorView TensorView::sbhd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
-  return TensorView{data, dtype, b, s, h, d, h * d, b * h * d, d};
-}
-TensorView TensorView::bhsd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
-  return TensorView{data, dtype, b, s, h, d, h * s * d, d, s * d};
-}
 
 }  // namespace ropejit

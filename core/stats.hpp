@@ -1,0 +1,17 @@
+// Counters behind ropejit::stats(): what the caches did, for tests and tools.
+#pragma once
+
+#include <string>
+
+namespace ropejit {
+void record_codegen(double ms);
+void record_module_load(double ms);
+void record_link(double ms);
+void record_memory_hit();
+void record_memory_miss();
+enum class Layer { bundle, disk_cubin, disk_ptx };
+void record_layer(Layer layer, bool hit, const std::string& what);
+// Under ROPEJIT_LOG=1: one line on stderr (a fallback that swallowed an error, a file ignored).
+bool logging();
+void log_line(const std::string& line);
+}  // namespace ropejit

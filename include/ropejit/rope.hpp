@@ -1,0 +1,132 @@
+// RoPE: rotate q (and k) by each token's position, in place or into outputs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ropejit/core.hpp"
+
+namespace ropejit {
+
+enum class RopeStyle : uint8_t {
+  neox,  // rotate the two halves: (x[i], x[i + R/2])
+  gptj,  // rotate interleaved pairs: (x[2i], x[2i + 1])
+};
+
+// Position of token (b, s): `offset + s`, or ids[b * seq + s] (int32 or int64, contiguous [batch, seq]).
+struct Positions {
+  int64_t offset = 0;
+  const void* ids = nullptr;  // when set, offset is ignored
+  DType ids_dtype = DType::i32;
+  bool by_ids = false;        // from_ids: `ids` must then be given
+  static Positions contiguous(int64_t offset) { return Positions{offset, nullptr, DType::i32, false}; }
+  static Positions from_ids(const void* ids, DType dtype) { return Positions{0, ids, dtype, true}; }
+};
+
+// cos/sin tables, each [max_position, rotary_dim / 2] contiguous, f32 or bf16, in the backend's memory.
+struct CosSinTable {
+  const void* cos = nullptr;
+  const void* sin = nullptr;
+  DType dtype = DType::f32;
+  int64_t max_position = 0;
+  int64_t rotary_dim = 0;
+};
+
+// A table built on the host in fp64 (angle p * theta^(-2i/R), cos/sin in fp64, rounded once to the
+// table dtype) and uploaded once. Owns its memory.
+class RopeTable {
+ public:
+  RopeTable(Backend backend, int64_t max_position, int64_t rotary_dim, double theta = 10000.0,
+            DType dtype = DType::f32, int device = 0);
+  ~RopeTable();
+  RopeTable(RopeTable&&) noexcept;
+  RopeTable& operator=(RopeTable&&) noexcept;
+  RopeTable(const RopeTable&) = delete;
+  RopeTable& operator=(const RopeTable&) = delete;
+
+  const CosSinTable& view() const { return view_; }
+  Backend backend() const { return backend_; }
+  // The host copy the table was uploaded from (raw table-dtype bytes, cos then sin).
+  const std::vector<uint8_t>& host_cos() const { return host_cos_; }
+  const std::vector<uint8_t>& host_sin() const { return host_sin_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Backend backend_;
+  CosSinTable view_;
+  std::vector<uint8_t> host_cos_, host_sin_;
+};
+
+struct RopeOptions {
+  RopeStyle style = RopeStyle::neox;
+  int64_t rotary_dim = 0;  // 0 = head_dim
+  Backend backend = Backend::cuda;
+  // Out of place when set: rotated values and the unchanged part past rotary_dim go here.
+  std::optional<TensorView> q_out, k_out;
+  // Cap on threads per program (0 = heuristic); the autotuner's and tests' hook.
+  int threads = 0;
+  // Vector width in elements (0 = widest the pointers and strides allow, up to 16 bytes).
+  int vector_width = 0;
+  // Heads whose loads are issued together (0 = heuristic).
+  int unroll = 0;
+  // Streaming (evict-first) q/k accesses: -1 = heuristic/tuned, 0 = off, 1 = on.
+  int streaming = -1;
+  // The device whose primary context is used when no context is current (cuda backend).
+  int device = 0;
+};
+
+// Rotates q (and k, when given) in place, or into options.q_out / k_out. `stream` is a CUstream
+// (nullptr = the legacy default stream); it is ignored by the host backend. For the cuda backend the
+// current context is used, or device 0's primary context when none is current.
+// Throws Error, writing nothing, on bad input.
+void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                const CosSinTable& table, const RopeOptions& options, void* stream = nullptr);
+
+enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
+
+// Everything that changes the generated code: one specialisation per distinct spec (and config).
+struct RopeSpec {
+  int head_dim = 128;
+  int rotary_dim = 128;
+  RopeStyle style = RopeStyle::neox;
+  DType dtype = DType::bf16;        // of q and k
+  DType table_dtype = DType::f32;   // of cos and sin
+  int q_heads = 32;
+  int k_heads = 0;                  // 0: q only
+  bool in_place = true;
+  PositionKind positions = PositionKind::offset;
+
+  int pairs() const { return rotary_dim / 2; }
+  // Throws Error naming the first field that is out of range.
+  void validate() const;
+  std::string key() const;
+  bool operator==(const RopeSpec&) const = default;
+};
+
+// How a rotating kernel is launched: threads per program, elements per q/k access, heads whose
+// loads are issued before their stores. Part of the kernel's identity (each config is its own
+// specialisation). Shared by RoPE and the fused QK-norm + RoPE op.
+struct KernelConfig {
+  int threads = 0;       // per program, a power of two
+  int vector_width = 0;  // elements per global access of q/k
+  int unroll = 0;        // heads (q and k alike) whose loads are issued before their stores
+  int streaming = 0;     // 1: q/k accesses of 16 bytes bypass caching (ld/st.global.cs), evicted first
+  std::string key() const;  // "t64.w8.u5", or "t64.w8.u5.cs" when streaming
+  bool operator==(const KernelConfig&) const = default;
+};
+
+// What an op would run for these arguments, without running it (throws on bad input as it does).
+struct KernelChoice {
+  std::string spec_key;                 // canonical key of the specialisation
+  KernelConfig config;                  // the one it would use
+  std::string source;                   // "options", "tuned" or "heuristic"
+  std::vector<KernelConfig> candidates; // every config these arguments allow, for sweeps
+};
+KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
+                             const CosSinTable& table, const RopeOptions& options);
+
+}  // namespace ropejit

@@ -1,0 +1,84 @@
+// For checking and timing kernels: fp64 references (host memory), device memory, GPU timing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ropejit/qk_norm_rope.hpp"
+#include "ropejit/rope.hpp"
+
+namespace ropejit {
+
+// cos/sin as doubles, [max_position, rotary_dim / 2].
+struct ReferenceTable {
+  int64_t max_position = 0, rotary_dim = 0;
+  std::vector<double> cos, sin;
+  // Angles and cos/sin in fp64, never rounded to a table dtype.
+  static ReferenceTable exact(int64_t max_position, int64_t rotary_dim, double theta);
+  // The values a table holds (host memory), widened to fp64: what a kernel reading it should use.
+  static ReferenceTable from(const CosSinTable& host_table);
+};
+
+// Expected output of one tensor, dense [batch, seq, heads, head_dim].
+struct ReferenceResult {
+  std::vector<double> value;
+  // Per element, the scale of the fp32 arithmetic's error: |x1 cos| + |x2 sin| for a rotated
+  // element, |x| for a normalised one passed through; 0 where the element is copied unchanged (it
+  // must then be bit-exact).
+  std::vector<double> scale;
+  // Relative error allowed per unit of scale, besides the output's rounding: 2^-22 for RoPE's
+  // rotation; the norm's bound (head_dim / 2 + 8) * 2^-24 added for QK-norm + RoPE.
+  double relative = 0x1p-22;
+};
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               RopeStyle style, int64_t rotary_dim);
+// RMS norm in fp64 (weight `w`, host memory, [head_dim] of weight_dtype), then the rotation in fp64.
+ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
+                                       const Positions& positions, const ReferenceTable& table, RopeStyle style,
+                                       int64_t rotary_dim);
+
+// Compares a kernel's output view (host memory) with the reference. Tolerance per element:
+// ref.relative * scale for the fp32 arithmetic, plus half an ulp of the output dtype (f16/bf16 rounding).
+struct Comparison {
+  int64_t checked = 0, mismatches = 0;
+  double max_error_in_tolerances = 0;  // worst |out - ref| / tolerance (<= 1 passes)
+  std::string first_mismatch;           // "[b,s,h,d]: got .. expected .." when any
+  bool ok() const { return mismatches == 0 && checked > 0; }
+};
+Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref);
+
+// Device memory in the current context (or device `device`'s primary one), for examples, tools and
+// tests. RAII; copies are synchronous.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes, int device = 0);
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& o) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void* data() const { return reinterpret_cast<void*>(ptr_); }
+  size_t size() const { return bytes_; }
+  void upload(const void* src, size_t bytes, size_t offset = 0);
+  void download(void* dst, size_t bytes, size_t offset = 0) const;
+  void fill(uint8_t byte);
+  // Device-to-device copy of `bytes` from `src` (asynchronous on `stream`).
+  void copy_from(const DeviceBuffer& src, size_t bytes, void* stream = nullptr);
+
+ private:
+  uint64_t ptr_ = 0;
+  size_t bytes_ = 0;
+};
+
+// GPU time of `fn` (which enqueues work on `stream`): `warmup` untimed runs, then `reps` runs each
+// between two events. Returns every sample in milliseconds, sorted.
+std::vector<double> time_gpu_ms(const std::function<void()>& fn, int warmup, int reps, void* stream = nullptr);
+// The same through a CUDA graph: fn is captured once on a new stream, then the graph is replayed.
+std::vector<double> time_graph_ms(const std::function<void(void* stream)>& fn, int warmup, int reps);
+void synchronize();
+
+}  // namespace ropejit

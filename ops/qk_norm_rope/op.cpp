@@ -1,0 +1,121 @@
+// The public entry points of QK-norm + RoPE: RoPE's checks plus the weights', then the generic path.
+#include "ops/qk_norm_rope/op.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "jit/precompile.hpp"
+#include "jit/store.hpp"
+#include "ops/rope/op.hpp"
+#include "ops/rope/params.hpp"
+
+namespace ropejit {
+
+namespace qk_norm_rope {
+
+jit::Body (*body)(const QkNormRopeSpec& spec, const LaunchConfig& config) = nullptr;
+
+jit::KernelDef kernel_def(const QkNormRopeSpec& spec, const LaunchConfig& config) {
+  spec.validate();
+  rope::validate_config(spec.rope, config, true);
+  jit::KernelDef def;
+  def.key = spec.key() + "." + config.key();
+  auto params = rope::rotation_params(spec.rope);
+  params.push_back(Arg::pointer("q_weight", spec.weight_dtype, true));
+  params.push_back(Arg::pointer("k_weight", spec.weight_dtype, true));
+  params.push_back(Arg::float32("eps"));
+  def.signature = Signature(std::move(params));
+  def.threads = config.threads;
+  if (body) def.body = body(spec, config);
+  return def;
+}
+
+rope::ConfigRules rules(const QkNormRopeSpec& spec) {
+  return rope::ConfigRules{
+      "qk_norm_rope", [&spec] { return spec.key(); },
+      [&spec](int cap, double bytes, int64_t l2) { return rope::heuristic_config(spec.rope, cap, bytes, l2, true); },
+      [&spec](const LaunchConfig& c) { rope::validate_config(spec.rope, c, true); }};
+}
+
+namespace {
+
+struct Planned {
+  rope::Plan plan;
+  QkNormRopeSpec spec;
+};
+
+Planned make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+                  const QkNorm& norm, const RopeOptions& options) {
+  Planned p{rope::make_plan(q, k, positions, table, options), {}};
+  if (!norm.q_weight) throw Error("norm: q_weight is null");
+  if (k && !norm.k_weight) throw Error("norm: k_weight is null, and k is given");
+  if (norm.weight_dtype != DType::f32 && norm.weight_dtype != q.dtype)
+    throw Error(fmt::format("norm: weight dtype {} is not supported: use f32 or the dtype of q and k ({})",
+                            dtype_name(norm.weight_dtype), dtype_name(q.dtype)));
+  if (!(norm.eps > 0) || !std::isfinite(norm.eps) || norm.eps > 1e30)
+    throw Error(fmt::format("norm: eps {} must be positive and finite", norm.eps));
+  const int ws = dtype_size(norm.weight_dtype);
+  auto aligned = [&](const void* w, int bytes) { return !w || reinterpret_cast<uintptr_t>(w) % uintptr_t(bytes) == 0; };
+  if (!aligned(norm.q_weight, ws) || !aligned(norm.k_weight, ws))
+    throw Error("norm: a weight pointer is not aligned to its elements");
+  // Vector accesses of the weights as wide as q's: narrow the width until both weights allow it.
+  int& w = p.plan.width_cap;
+  while (w > 1 && !(aligned(norm.q_weight, std::min(16, w * ws)) && aligned(norm.k_weight, std::min(16, w * ws)))) w /= 2;
+  p.spec.rope = p.plan.spec;
+  p.spec.weight_dtype = norm.weight_dtype;
+  p.spec.one_plus_weight = norm.one_plus_weight;
+  p.spec.validate();
+  return p;
+}
+
+struct KeyHash {
+  size_t operator()(const std::pair<QkNormRopeSpec, LaunchConfig>& k) const {
+    return rope::hash_combine(rope::hash_combine(rope::hash_value(k.first.rope), rope::hash_value(k.second)),
+                              size_t(k.first.weight_dtype) * 2 + size_t(k.first.one_plus_weight));
+  }
+};
+
+jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash>& cache() {
+  static jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash> c;
+  return c;
+}
+
+}  // namespace
+}  // namespace qk_norm_rope
+
+void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+                        const QkNorm& norm, const RopeOptions& options, void* stream) {
+  auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
+  auto where = jit::call_device(options.backend, options.device);
+  auto choice = rope::choose_config(p.plan, options, qk_norm_rope::rules(p.spec),
+                                    [&] { return jit::tuning_device(options.backend, options.device); },
+                                    where.l2_bytes);
+  const auto& kernel = qk_norm_rope::cache().get(
+      options.backend, where.ctx, {p.spec, choice.config},
+      [&] { return qk_norm_rope::kernel_def(p.spec, choice.config); }, stream);
+  ArgPack args(kernel.signature);
+  rope::pack_rotation_args(args, p.plan);
+  args.add("q_weight", norm.q_weight).add("k_weight", norm.k_weight).add("eps", float(norm.eps));
+  jit::launch(kernel, options.backend, Grid{p.plan.tokens}, args, stream);
+}
+
+KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                                   const CosSinTable& table, const QkNorm& norm, const RopeOptions& options) {
+  auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
+  auto rules = qk_norm_rope::rules(p.spec);
+  auto choice = rope::choose_config(p.plan, options, rules,
+                                    [&] { return jit::tuning_device(options.backend, options.device); },
+                                    jit::call_device(options.backend, options.device).l2_bytes);
+  return KernelChoice{p.spec.key(), choice.config, choice.source, rope::candidate_configs(p.plan, rules)};
+}
+
+std::vector<PrecompiledKernel> precompile(const QkNormRopeSpec& spec, const std::vector<int>& sms) {
+  spec.validate();
+  std::vector<jit::KernelDef> defs;
+  for (const auto& c : rope::reachable_configs(spec.rope, qk_norm_rope::rules(spec)))
+    defs.push_back(qk_norm_rope::kernel_def(spec, c));
+  return jit::precompile_defs(defs, sms);
+}
+
+}  // namespace ropejit

@@ -1,0 +1,99 @@
+// The public entry points of RoPE: check, plan, choose a config, launch (or describe what would run).
+#include "ops/rope/op.hpp"
+
+#include <algorithm>
+
+#include "jit/precompile.hpp"
+#include "ops/rope/params.hpp"
+#include "ropejit/aot.hpp"
+
+namespace ropejit {
+
+namespace rope {
+
+jit::Body (*rope_body)(const RopeSpec& spec, const LaunchConfig& config) = nullptr;
+
+jit::KernelDef rope_kernel_def(const RopeSpec& spec, const LaunchConfig& config) {
+  spec.validate();
+  validate_config(spec, config);
+  jit::KernelDef def;
+  def.key = spec.key() + "." + config.key();
+  def.signature = Signature(rotation_params(spec));
+  def.threads = config.threads;
+  if (rope_body) def.body = rope_body(spec, config);
+  return def;
+}
+
+ConfigRules rope_rules(const RopeSpec& spec) {
+  return ConfigRules{"rope", [&spec] { return spec.key(); },
+                     [&spec](int cap, double bytes, int64_t l2) { return heuristic_config(spec, cap, bytes, l2); },
+                     [&spec](const LaunchConfig& c) { validate_config(spec, c); }};
+}
+
+std::vector<LaunchConfig> reachable_configs(const RopeSpec& spec, const ConfigRules& rules) {
+  std::vector<LaunchConfig> out;
+  auto add = [&](const LaunchConfig& c) {
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  };
+  for (int cap = max_vector_width(spec); cap >= 1; cap /= 2) {
+    auto c = rules.heuristic(cap, 0, 0);
+    add(c);
+    if (c.vector_width * dtype_size(spec.dtype) == 16) {  // the heuristic streams calls up to ~12x the L2
+      c.streaming = 1;
+      add(c);
+    }
+  }
+  for (const auto& r : load_tuning()) {
+    if (r.op != rules.op || r.spec_key != rules.spec_key()) continue;
+    try {
+      auto c = kernel_config_from(r.config);
+      rules.validate(c);
+      add(c);
+    } catch (const Error&) {
+    }
+  }
+  return out;
+}
+
+namespace {
+jit::KernelCache<SpecConfig, SpecConfigHash>& rope_cache() {
+  static jit::KernelCache<SpecConfig, SpecConfigHash> cache;
+  return cache;
+}
+}  // namespace
+
+}  // namespace rope
+
+void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+                const RopeOptions& options, void* stream) {
+  auto plan = rope::make_plan(q, k, positions, table, options);
+  auto where = jit::call_device(options.backend, options.device);
+  auto choice = rope::choose_config(plan, options, rope::rope_rules(plan.spec),
+                                    [&] { return jit::tuning_device(options.backend, options.device); },
+                                    where.l2_bytes);
+  const auto& kernel = rope::rope_cache().get(
+      options.backend, where.ctx, rope::SpecConfig{plan.spec, choice.config},
+      [&] { return rope::rope_kernel_def(plan.spec, choice.config); }, stream);
+  ArgPack args(kernel.signature);
+  rope::pack_rotation_args(args, plan);
+  jit::launch(kernel, options.backend, Grid{plan.tokens}, args, stream);
+}
+
+KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
+                             const CosSinTable& table, const RopeOptions& options) {
+  auto plan = rope::make_plan(q, k, positions, table, options);
+  auto rules = rope::rope_rules(plan.spec);
+  auto choice = rope::choose_config(plan, options, rules,
+                                    [&] { return jit::tuning_device(options.backend, options.device); },
+                                    jit::call_device(options.backend, options.device).l2_bytes);
+  return KernelChoice{plan.spec.key(), choice.config, choice.source, rope::candidate_configs(plan, rules)};
+}
+
+std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vector<int>& sms) {
+  spec.validate();
+  std::vector<jit::KernelDef> defs;
+  for (const auto& c : rope::reachable_configs(spec, rope::rope_rules(spec))) defs.push_back(rope::rope_kernel_def(spec, c));
+  return jit::precompile_defs(defs, sms);
+}
+
+}  // namespace ropejit

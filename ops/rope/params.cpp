@@ -1,0 +1,43 @@
+#include "ops/rope/params.hpp"
+
+namespace ropejit::rope {
+
+namespace {
+const char* const kTensors[4] = {"q_in", "q_out", "k_in", "k_out"};
+const char* const kStrides[4][3] = {{"q_in_stride_batch", "q_in_stride_seq", "q_in_stride_head"},
+                                    {"q_out_stride_batch", "q_out_stride_seq", "q_out_stride_head"},
+                                    {"k_in_stride_batch", "k_in_stride_seq", "k_in_stride_head"},
+                                    {"k_out_stride_batch", "k_out_stride_seq", "k_out_stride_head"}};
+}  // namespace
+
+std::vector<Arg> rotation_params(const RopeSpec& spec) {
+  // In place the kernel reads and writes through the out pointers only, so each is still noalias.
+  const bool oop = !spec.in_place;
+  const DType ids = spec.positions == PositionKind::ids_i64 ? DType::i64 : DType::i32;
+  std::vector<Arg> p;
+  for (int t = 0; t < 4; ++t) {
+    const bool in = t % 2 == 0;
+    p.push_back(Arg::pointer(kTensors[t], spec.dtype, /*readonly=*/in, /*noalias=*/in ? oop : true));
+  }
+  p.push_back(Arg::pointer("cos", spec.table_dtype, true, true));
+  p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
+  p.push_back(Arg::pointer("position_ids", ids, true, true));
+  for (const char* n : {"position_offset", "seq_len", "max_position"}) p.push_back(Arg::int64(n));
+  for (const auto& t : kStrides)
+    for (const char* n : t) p.push_back(Arg::int64(n));
+  return p;
+}
+
+void pack_rotation_args(ArgPack& a, const Plan& p) {
+  const TensorView* views[4] = {&p.q, &p.q_out, &p.k, &p.k_out};
+  for (int t = 0; t < 4; ++t) a.add(kTensors[t], static_cast<const void*>(views[t]->data));
+  a.add("cos", p.table.cos).add("sin", p.table.sin).add("position_ids", p.positions.ids);
+  a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));
+  a.add("seq_len", int64_t(p.q.seq)).add("max_position", int64_t(p.table.max_position));
+  for (int t = 0; t < 4; ++t)
+    a.add(kStrides[t][0], int64_t(views[t]->stride_batch))
+        .add(kStrides[t][1], int64_t(views[t]->stride_seq))
+        .add(kStrides[t][2], int64_t(views[t]->stride_head));
+}
+
+}  // namespace ropejit::rope

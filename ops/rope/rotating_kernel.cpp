@@ -1,0 +1,262 @@
+// One program per token. Thread t owns lane c = t % L of a head (chunk c of W rotary pairs) and head
+// group g = t / L; it loads the token's cos/sin for its chunk once and walks heads g, g+G, ... of q,
+// then of k, reusing them. NeoX reads x[cW..] and x[P+cW..]; GPT-J with W >= 2 reads W whole pairs at
+// cW and at P+cW (each load contiguous across the warp), with W = 1 the pair's two elements.
+//
+// RoPE: L = C lanes; no shared memory, no barriers. With the norm, L is C rounded up to a power of
+// two (lanes past C load a valid chunk, add nothing and store nothing), every lane also loads its
+// share of the part past rotary_dim, and each head's sum of squares is reduced over its L lanes
+// (warp shuffles) before the scale, the weight and the rotation; fp32 throughout, rounded once.
+#include "ops/rope/rotating_kernel.hpp"
+
+#include <algorithm>
+
+#include "ops/rope/rotation.hpp"
+
+namespace ropejit::rope {
+
+using lang::Access;
+using lang::Builder;
+using lang::CacheHint;
+using lang::Value;
+
+namespace {
+
+class RotatingKernel {
+ public:
+  RotatingKernel(Builder& b, const RopeSpec& spec, const LaunchConfig& config, const std::optional<NormParams>& norm)
+      : b_(b), spec_(spec), config_(config), norm_(norm), map_(mapping(spec, config, norm.has_value())) {}
+
+  void emit() {
+    Token tok = token_and_position(b_, spec_);
+    batch_ = tok.batch;
+    seq_ = tok.seq;
+    Value tid = b_.thread_id();
+    lane_ = b_.urem(tid, b_.i64(map_.lanes));
+    group_ = b_.udiv(tid, b_.i64(map_.lanes));
+    chunk_ = lane_;
+    if (map_.lanes > map_.chunks) {  // padded lanes work on the last chunk and keep nothing
+      lane_valid_ = b_.ult(lane_, b_.i64(map_.chunks));
+      chunk_ = b_.select(lane_valid_, lane_, b_.i64(map_.chunks - 1));
+    }
+    if (!norm_) b_.return_if(!b_.ult(group_, b_.i64(map_.groups)));
+    compute_pass_offsets();
+
+    // cos/sin of this chunk's W pairs: loaded once, reused for every head.
+    Value row = tok.position * map_.pairs;
+    for (auto [first_pair, count] : table_ranges()) {
+      Value at = row + first_pair;
+      Access a{.hint = CacheHint::readonly, .align = std::min(16, count * dtype_size(spec_.table_dtype))};
+      cos_.push_back(b_.load(b_.param("cos") + at, count, a));
+      sin_.push_back(b_.load(b_.param("sin") + at, count, a));
+    }
+
+    std::vector<Tensor> tensors = {tensor("q", spec_.q_heads)};
+    if (spec_.k_heads > 0) tensors.push_back(tensor("k", spec_.k_heads));
+    if (norm_) eps_ = b_.param("eps");
+    heads(tensors);
+  }
+
+ private:
+  struct Tensor {
+    Value in_ptr, out_ptr, in_tok, out_tok, in_head_stride, out_head_stride;
+    int heads;
+    std::vector<Value> w, w_pass;  // norm weights at this lane's rotary and pass offsets
+  };
+  struct Slot {
+    const Tensor* t;
+    int iter;
+  };
+  struct Loaded {
+    const Tensor* t = nullptr;
+    Value out_base;           // element offset of the head's first element, output
+    Value valid;              // head < heads, or empty when always true
+    std::vector<Value> x;     // loaded rotary parts, f32
+    std::vector<Value> pass;  // loaded parts past rotary_dim: raw bits (RoPE) or f32 (norm)
+  };
+
+  Tensor tensor(const std::string& name, int heads) {
+    // In place reads through the out pointer and strides (they equal the in ones).
+    const std::string in = spec_.in_place ? name + "_out" : name + "_in", out = name + "_out";
+    auto token_offset = [&](const std::string& t) {
+      return batch_ * b_.param(t + "_stride_batch") + seq_ * b_.param(t + "_stride_seq");
+    };
+    Tensor t{b_.param(in),      b_.param(out), token_offset(in), token_offset(out), b_.param(in + "_stride_head"),
+             b_.param(out + "_stride_head"), heads, {}, {}};
+    if (norm_) {
+      Value w = b_.param(name + "_weight");
+      const Access a{.hint = CacheHint::readonly, .align = std::min(16, map_.width * dtype_size(norm_->weight_dtype))};
+      for (const Value& off : rotary_offsets()) t.w.push_back(weight(b_.load(w + off, map_.width, a)));
+      const Access ap{.hint = CacheHint::readonly,
+                      .align = std::min(16, map_.pass_width * dtype_size(norm_->weight_dtype))};
+      for (const Value& off : pass_offsets_) t.w_pass.push_back(weight(b_.load(w + off, map_.pass_width, ap)));
+    }
+    return t;
+  }
+
+  Value weight(Value w) { return norm_->one_plus_weight ? w + 1.0 : w; }
+
+  int x_align(int width) const { return width * dtype_size(spec_.dtype); }
+  bool gptj_split() const { return spec_.style == RopeStyle::gptj && map_.width >= 2; }
+
+  // Element offsets (within a head) of the W-element accesses of this lane's chunk.
+  std::vector<Value> rotary_offsets() {
+    Value cw = chunk_ * map_.width;
+    if (spec_.style == RopeStyle::neox || gptj_split()) return {cw, cw + map_.pairs};
+    Value start = cw * 2;
+    return {start, start + map_.width};
+  }
+
+  // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector.
+  std::vector<std::pair<Value, int>> table_ranges() {
+    if (!gptj_split()) return {{chunk_ * map_.width, map_.width}};
+    const int half = map_.width / 2;
+    Value first = chunk_ * half;
+    return {{first, half}, {first + map_.pairs / 2, half}};
+  }
+
+  // Straight-line code over every head this thread owns: q heads g, g+G, ..., then k heads likewise.
+  // Slots are taken `unroll` at a time: all their loads are issued before the first store, so they
+  // are in flight together (across the q/k boundary too). A slot past a tensor's last head (when G
+  // does not divide its head count) loads a valid head and skips its stores.
+  void heads(const std::vector<Tensor>& tensors) {
+    std::vector<Slot> slots;
+    for (const Tensor& t : tensors)
+      for (int i = 0; i * map_.groups < t.heads; ++i) slots.push_back({&t, i});
+    const auto offsets = rotary_offsets();
+    const CacheHint in_hint = config_.streaming ? CacheHint::stream
+                              : spec_.in_place  ? CacheHint::normal
+                                                : CacheHint::readonly;
+    const CacheHint out_hint = config_.streaming ? CacheHint::stream : CacheHint::normal;
+    const size_t unroll = size_t(std::max(1, config_.unroll));
+    for (size_t first = 0; first < slots.size(); first += unroll) {
+      std::vector<Loaded> acc;
+      for (size_t j = first; j < std::min(slots.size(), first + unroll); ++j) {
+        const Tensor& t = *slots[j].t;
+        Value head = group_ + int64_t(slots[j].iter) * map_.groups;
+        Loaded a;
+        a.t = &t;
+        if ((slots[j].iter + 1) * map_.groups > t.heads) {
+          a.valid = b_.ult(head, b_.i64(t.heads));
+          head = b_.select(a.valid, head, b_.i64(t.heads - 1));
+        }
+        Value in_base = t.in_tok + head * t.in_head_stride;
+        a.out_base = t.out_tok + head * t.out_head_stride;
+        for (const Value& off : offsets)
+          a.x.push_back(b_.load(t.in_ptr + (in_base + off), map_.width, {.hint = in_hint, .align = x_align(map_.width)}));
+        for (const Value& off : pass_offsets_) {
+          const Access pa{.hint = norm_ ? in_hint : CacheHint::readonly, .align = x_align(map_.pass_width)};
+          a.pass.push_back(norm_ ? b_.load(t.in_ptr + (in_base + off), map_.pass_width, pa)
+                                 : b_.load_bits(t.in_ptr + (in_base + off), map_.pass_width, pa));
+        }
+        acc.push_back(std::move(a));
+      }
+      if (norm_) normalise(acc);
+      for (Loaded& a : acc) {
+        Value keep = a.valid;
+        if (lane_valid_.valid()) keep = keep.valid() ? (keep & lane_valid_) : lane_valid_;
+        auto store = [&] {
+          auto y = rotate(a.x);
+          for (size_t i = 0; i < offsets.size(); ++i)
+            b_.store(a.t->out_ptr + (a.out_base + offsets[i]), y[i], {.hint = out_hint, .align = x_align(map_.width)});
+          for (size_t j = 0; j < a.pass.size(); ++j) {
+            Value p = a.t->out_ptr + (a.out_base + pass_offsets_[j]);
+            const Access pa{.mask = pass_valid_[j], .align = x_align(map_.pass_width)};
+            norm_ ? b_.store(p, a.pass[j], pa) : b_.store_bits(p, a.pass[j], pa);
+          }
+        };
+        if (keep.valid())
+          b_.if_then(keep, store);
+        else
+          store();
+      }
+    }
+  }
+
+  // Each loaded head scaled by 1 / sqrt(mean(x^2) + eps) and its weight, in place in `acc`. The sums
+  // of squares of all the slots are reduced together, one reduction over each head's lanes.
+  void normalise(std::vector<Loaded>& acc) {
+    std::vector<Value> partial;
+    for (const Loaded& a : acc) {
+      Value s = a.x[0] * a.x[0];
+      for (size_t i = 1; i < a.x.size(); ++i) s = b_.fma(a.x[i], a.x[i], s);
+      Value sum = horizontal_sum(s);
+      if (lane_valid_.valid()) sum = b_.select(lane_valid_, sum, b_.f32(0));
+      for (size_t j = 0; j < a.pass.size(); ++j) {
+        Value ps = horizontal_sum(a.pass[j] * a.pass[j]);
+        Value ok = pass_valid_[j];
+        sum = sum + (ok.valid() ? b_.select(ok, ps, b_.f32(0)) : ps);
+      }
+      partial.push_back(sum);
+    }
+    // The scalars gathered into one vector (element i: slot i), reduced element by element.
+    Value all = partial[0];
+    if (partial.size() > 1) {
+      all = b_.splat(partial[0], int(partial.size()));
+      for (size_t i = 1; i < partial.size(); ++i) {
+        std::vector<int> pick(partial.size());
+        for (size_t e = 0; e < partial.size(); ++e) pick[e] = int(e == i ? partial.size() : e);
+        all = b_.shuffle(all, b_.splat(partial[i], int(partial.size())), pick);
+      }
+    }
+    Value total = b_.reduce_sum(all, map_.lanes);
+    for (size_t i = 0; i < acc.size(); ++i) {
+      Value mean = b_.extract(total, int(i)) / double(spec_.head_dim);
+      Value r = 1.0 / b_.sqrt(mean + eps_);
+      Loaded& a = acc[i];
+      for (size_t k = 0; k < a.x.size(); ++k) a.x[k] = a.x[k] * r * a.t->w[k];
+      for (size_t j = 0; j < a.pass.size(); ++j) a.pass[j] = a.pass[j] * r * a.t->w_pass[j];
+    }
+  }
+
+  Value horizontal_sum(Value v) {
+    Value s = b_.extract(v, 0);
+    for (int e = 1; e < v.width(); ++e) s = s + b_.extract(v, e);
+    return s;
+  }
+
+  // The part past rotary_dim: lane l takes chunks l, l + L, ... of [rotary_dim, head_dim). Offsets past
+  // the end are clamped; their stores are skipped (and the norm counts them as zero).
+  void compute_pass_offsets() {
+    for (int j = 0; j * map_.lanes < map_.pass_chunks; ++j) {
+      Value idx = lane_ + int64_t(j) * map_.lanes;
+      Value valid;
+      if ((j + 1) * map_.lanes > map_.pass_chunks) {
+        valid = b_.ult(idx, b_.i64(map_.pass_chunks));
+        idx = b_.select(valid, idx, b_.i64(map_.pass_chunks - 1));
+      }
+      pass_valid_.push_back(valid);
+      pass_offsets_.push_back(b_.i64(spec_.rotary_dim) + idx * map_.pass_width);
+    }
+  }
+
+  std::vector<Value> rotate(const std::vector<Value>& x) {
+    const int w = map_.width;
+    if (spec_.style == RopeStyle::neox) {
+      auto [y1, y2] = rotate_pair(b_, x[0], x[1], cos_[0], sin_[0]);
+      return {y1, y2};
+    }
+    if (gptj_split())
+      return {rotate_interleaved(b_, x[0], cos_[0], sin_[0]), rotate_interleaved(b_, x[1], cos_[1], sin_[1])};
+    Value out = rotate_interleaved(b_, b_.shuffle(x[0], x[1], iota(2 * w)), cos_[0], sin_[0]);
+    return {b_.shuffle(out, iota(w)), b_.shuffle(out, iota(w, w))};
+  }
+
+  Builder& b_;
+  const RopeSpec& spec_;
+  const LaunchConfig& config_;
+  const std::optional<NormParams>& norm_;
+  Mapping map_;
+  Value batch_, seq_, lane_, chunk_, group_, lane_valid_, eps_;
+  std::vector<Value> cos_, sin_;  // per table range
+  std::vector<Value> pass_offsets_, pass_valid_;
+};
+
+}  // namespace
+
+void emit_rotating_kernel(Builder& b, const RopeSpec& spec, const LaunchConfig& config,
+                          const std::optional<NormParams>& norm) {
+  RotatingKernel(b, spec, config, norm).emit();
+}
+
+}  // namespace ropejit::rope

@@ -1,0 +1,41 @@
+#include "ops/rope/rotation.hpp"
+
+namespace ropejit::rope {
+
+using lang::Value;
+
+Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
+  Value pid = b.program_id();
+  Value seq_len = b.param("seq_len");
+  Token t;
+  t.batch = b.udiv(pid, seq_len);
+  t.seq = pid - t.batch * seq_len;
+  if (spec.positions == PositionKind::offset)
+    t.position = b.param("position_offset") + t.seq;
+  else
+    t.position = b.cast(b.load(b.param("position_ids") + pid), lang::Elem::i64);
+  // A position outside the table (negative ones too, as unsigned) leaves the token untouched:
+  // nothing out of bounds is read or written.
+  b.return_program_if(!b.ult(t.position, b.param("max_position")));
+  return t;
+}
+
+std::pair<Value, Value> rotate_pair(lang::Builder& b, Value x1, Value x2, Value c, Value s) {
+  return {b.fma(x1, c, -(x2 * s)), b.fma(x2, c, x1 * s)};
+}
+
+std::vector<int> iota(int n, int start, int step) {
+  std::vector<int> v(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) v[size_t(i)] = start + i * step;
+  return v;
+}
+
+Value rotate_interleaved(lang::Builder& b, Value v, Value c, Value s) {
+  const int n = v.width() / 2;
+  auto [y1, y2] = rotate_pair(b, b.shuffle(v, iota(n, 0, 2)), b.shuffle(v, iota(n, 1, 2)), c, s);
+  std::vector<int> inter(size_t(2 * n));
+  for (int i = 0; i < n; ++i) inter[size_t(2 * i)] = i, inter[size_t(2 * i + 1)] = n + i;
+  return b.shuffle(y1, y2, inter);
+}
+
+}  // namespace ropejit::rope
