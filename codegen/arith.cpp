@@ -305,7 +305,8 @@ V Builder::exp(V x) {
     llvm::Value* bits = im.ir.CreateShl(im.use(e + 127), 23);
     return im.wrap(im.ir.CreateBitCast(bits, im.type_of(Elem::f32, w)), Elem::f32, w);
   };
-  return p * pow2(k1) * pow2(k2);
+  V r2 = p * pow2(k1) * pow2(k2);
+  return select(x != x, x, r2);  // NaN stays NaN (the clamp's min/max would drop it)
 }
 
 }  // namespace ropejit::lang

@@ -27,8 +27,9 @@ struct Mem {
   llvm::Type* vec(llvm::Type* t, int width) {
     return width == 1 ? t : static_cast<llvm::Type*>(llvm::FixedVectorType::get(t, unsigned(width)));
   }
-  bool streamed(CacheHint hint, llvm::Type* type) const {
-    return hint == CacheHint::stream && im.target == Target::nvptx &&
+  // The .cs forms move 16 aligned bytes; anything else stays a plain access.
+  bool streamed(CacheHint hint, llvm::Type* type, unsigned align) const {
+    return hint == CacheHint::stream && im.target == Target::nvptx && align >= 16 &&
            im.module.getDataLayout().getTypeStoreSize(type) == 16;
   }
   llvm::Value* global_address(llvm::Value* ptr) {
@@ -37,7 +38,7 @@ struct Mem {
   }
 
   llvm::Value* raw_load(llvm::Type* type, llvm::Value* ptr, unsigned align, CacheHint hint) {
-    if (streamed(hint, type)) {
+    if (streamed(hint, type, align)) {
       auto* i32 = ir.getInt32Ty();
       auto* ret = llvm::StructType::get(im.ctx(), {i32, i32, i32, i32});
       auto* asm_fn = llvm::InlineAsm::get(llvm::FunctionType::get(ret, {ir.getInt64Ty()}, false),
@@ -55,7 +56,7 @@ struct Mem {
   }
 
   void raw_store(llvm::Value* value, llvm::Value* ptr, unsigned align, CacheHint hint) {
-    if (streamed(hint, value->getType())) {
+    if (streamed(hint, value->getType(), align)) {
       auto* i32 = ir.getInt32Ty();
       llvm::Value* v = ir.CreateBitCast(value, llvm::FixedVectorType::get(i32, 4));
       auto* asm_fn = llvm::InlineAsm::get(

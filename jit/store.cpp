@@ -124,7 +124,6 @@ CompiledKernel compile_for(Backend backend, const KernelDef& def, void* stream) 
   }
   k.code = std::make_shared<runtime::Module>(obtain_module(def, current_ptx_target(), d.version));
   k.function = k.code->function(def.symbol());
-  k.code->load_into_current_context(k.function);
   return k;
 }
 

@@ -42,18 +42,14 @@ CUfunction Module::function(const std::string& name) const {
   if (library_) {
     CUkernel k = nullptr;
     check(d.cuLibraryGetKernel(&k, library_.get(), name.c_str()), ("cuLibraryGetKernel(" + name + ")").c_str());
-    return reinterpret_cast<CUfunction>(k);  // cuLaunchKernel takes a CUkernel in place of a CUfunction
+    if (!d.cuKernelGetFunction) return reinterpret_cast<CUfunction>(k);  // cuLaunchKernel takes a CUkernel too
+    CUfunction f = nullptr;
+    check(d.cuKernelGetFunction(&f, k), ("cuKernelGetFunction(" + name + ")").c_str());
+    return f;
   }
   CUfunction f = nullptr;
   check(d.cuModuleGetFunction(&f, module_.get(), name.c_str()), ("cuModuleGetFunction(" + name + ")").c_str());
   return f;
-}
-
-void Module::load_into_current_context(CUfunction function) const {
-  const auto& d = driver();
-  if (!library_ || !d.cuKernelGetFunction) return;
-  CUfunction f = nullptr;
-  check(d.cuKernelGetFunction(&f, reinterpret_cast<CUkernel>(function)), "cuKernelGetFunction");
 }
 
 }  // namespace ropejit::runtime

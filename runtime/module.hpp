@@ -18,11 +18,10 @@ class Module {
   static Module load(const std::string& image, const std::string& what);
   Module() = default;
 
-  // A handle cuLaunchKernel takes (a CUkernel where loaded as a library).
+  // The kernel `name` in the current context, loaded there now (so that no load happens later, e.g.
+  // while a stream is being captured). Launching it costs no per-launch lookup, which launching the
+  // context-independent CUkernel would.
   CUfunction function(const std::string& name) const;
-  // Makes sure `function` is loaded into the current context (so that no load happens later, e.g.
-  // while a stream is being captured).
-  void load_into_current_context(CUfunction function) const;
   bool context_independent() const { return bool(library_); }
 
  private:

@@ -19,6 +19,11 @@
 #include "runtime/module.hpp"
 #include "support.hpp"
 
+#include <cstring>
+#include <memory>
+#include <random>
+#include <fmt/format.h>
+
 using namespace ropejit;
 using namespace ropejit::test;
 
@@ -333,6 +338,157 @@ TEST_CASE("gpu: a precompiled bundle serves a spec with no code generation" * do
   CHECK(s1.bundle_hits == s0.bundle_hits + 1);
   fs::remove_all(dir);
   CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("no manifest.json"), Error);
+}
+
+namespace {
+
+// One fused QK-norm + RoPE call on a backend from the same seeded data: the output bytes of q and k.
+struct FusedCase {
+  int head_dim = 128, rotary_dim = 128, q_heads = 32, k_heads = 8;
+  DType dtype = DType::bf16, weight_dtype = DType::f32;
+  RopeStyle style = RopeStyle::neox;
+  bool in_place = true, one_plus = false, ids = false;
+  int64_t batch = 3, seq = 17;
+};
+
+struct FusedResult {
+  std::vector<uint8_t> q, k;
+  Comparison cq, ck;
+};
+
+FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  HostTensor q(Layout::bshd, f.dtype, f.batch, f.seq, f.q_heads, f.head_dim), k(Layout::bshd, f.dtype, f.batch, f.seq, f.k_heads, f.head_dim);
+  q.fill_random(rng);
+  k.fill_random(rng);
+  std::vector<uint8_t> wq(size_t(f.head_dim) * 4), wk(wq.size());
+  std::uniform_real_distribution<double> uw(-1.5, 1.5);
+  for (int d = 0; d < f.head_dim; ++d) {
+    store_from_double(f.weight_dtype, wq.data(), d, uw(rng));
+    store_from_double(f.weight_dtype, wk.data(), d, uw(rng));
+  }
+  std::vector<int64_t> ids(size_t(f.batch * f.seq));
+  for (auto& i : ids) i = int64_t(rng() % 250);
+  RopeTable table(backend, 256, f.rotary_dim, 1e6);
+  CosSinTable host_table = table.view();
+  host_table.cos = table.host_cos().data();
+  host_table.sin = table.host_sin().data();
+  Positions host_pos = f.ids ? Positions::from_ids(ids.data(), DType::i64) : Positions::contiguous(5);
+  auto rt = ReferenceTable::from(host_table);
+  QkNorm hn{wq.data(), wk.data(), f.weight_dtype, 1e-6, f.one_plus};
+  auto ref_q = reference_qk_norm_rope(q.view, wq.data(), hn, host_pos, rt, f.style, f.rotary_dim);
+  auto ref_k = reference_qk_norm_rope(k.view, wk.data(), hn, host_pos, rt, f.style, f.rotary_dim);
+  HostTensor qo = q, ko = k;
+  if (!f.in_place) qo.poison(), ko.poison();
+  // Device (or host) copies of everything the call reads and writes.
+  std::vector<std::unique_ptr<DeviceBuffer>> bufs;
+  auto place = [&](const void* data, size_t bytes) -> void* {
+    if (backend == Backend::host) return const_cast<void*>(data);
+    bufs.push_back(std::make_unique<DeviceBuffer>(bytes));
+    bufs.back()->upload(data, bytes);
+    return bufs.back()->data();
+  };
+  TensorView qv = q.view, kv = k.view, qov = qo.view, kov = ko.view;
+  qv.data = place(q.bytes.data(), q.bytes.size());
+  kv.data = place(k.bytes.data(), k.bytes.size());
+  qov.data = f.in_place ? qv.data : place(qo.bytes.data(), qo.bytes.size());
+  kov.data = f.in_place ? kv.data : place(ko.bytes.data(), ko.bytes.size());
+  QkNorm n{place(wq.data(), wq.size()), place(wk.data(), wk.size()), f.weight_dtype, 1e-6, f.one_plus};
+  Positions pos = f.ids ? Positions::from_ids(place(ids.data(), ids.size() * 8), DType::i64) : host_pos;
+  RopeOptions opt;
+  opt.backend = backend;
+  opt.style = f.style;
+  opt.rotary_dim = f.rotary_dim;
+  if (!f.in_place) opt.q_out = qov, opt.k_out = kov;
+  HostTensor qin = q, kin = k;  // inputs as they were (in place overwrites q and k on the host)
+  apply_qk_norm_rope(qv, &kv, pos, table.view(), n, opt);
+  FusedResult r;
+  r.q = qo.bytes;
+  r.k = ko.bytes;
+  if (backend == Backend::cuda) {
+    synchronize();
+    for (auto [dst, view] : {std::pair{&r.q, qov}, std::pair{&r.k, kov}})
+      for (auto& b : bufs)
+        if (b->data() == view.data) b->download(dst->data(), dst->size());
+  } else {
+    r.q = f.in_place ? q.bytes : qo.bytes;
+    r.k = f.in_place ? k.bytes : ko.bytes;
+  }
+  TensorView oq = qin.view, ok = kin.view;
+  oq.data = r.q.data();
+  ok.data = r.k.data();
+  r.cq = compare_to_reference(oq, ref_q);
+  r.ck = compare_to_reference(ok, ref_k);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("gpu: QK-norm + RoPE against the fp64 reference, and bit-identical to the host backend" *
+          doctest::skip(no_gpu())) {
+  std::vector<FusedCase> cases;
+  cases.push_back({});  // Qwen3-8B
+  cases.push_back({128, 128, 32, 4, DType::bf16, DType::bf16});  // Qwen3-30B-A3B, bf16 weights
+  cases.push_back({80, 64, 12, 3, DType::f16, DType::f32, RopeStyle::gptj, false, false, true});
+  cases.push_back({96, 96, 8, 8, DType::f32, DType::f32, RopeStyle::neox, true, true});
+  cases.push_back({192, 128, 16, 2, DType::bf16, DType::f32, RopeStyle::neox, false, false, true});
+  cases.push_back({256, 256, 16, 4, DType::bf16, DType::f32, RopeStyle::gptj});
+  cases.push_back({512, 512, 4, 1, DType::f32, DType::f32});  // 64 lanes per head: shared memory
+  uint64_t seed = 31;
+  for (const auto& f : cases) {
+    INFO("d" << f.head_dim << " r" << f.rotary_dim << " " << f.q_heads << "/" << f.k_heads << " " << dtype_name(f.dtype));
+    auto g = run_fused(f, Backend::cuda, seed);
+    auto h = run_fused(f, Backend::host, seed);
+    CHECK_MESSAGE(g.cq.ok(), g.cq.first_mismatch);
+    CHECK_MESSAGE(g.ck.ok(), g.ck.first_mismatch);
+    CHECK(h.cq.ok());
+    CHECK(g.q == h.q);
+    CHECK(g.k == h.k);
+    ++seed;
+  }
+}
+
+TEST_CASE("gpu: reductions over 8, 32, 64 lanes and the whole program equal the host backend bit for bit" *
+          doctest::skip(no_gpu())) {
+  Signature sig{Arg::pointer("x", DType::f32, true), Arg::pointer("y", DType::f32)};
+  for (int lanes : {8, 32, 64, 0}) {
+    Kernel k("reduce_test", sig, fmt::format("l{}.v1", lanes), 256, [lanes](lang::Builder& b) {
+      lang::Value i = b.program_id() * b.threads() + b.thread_id();
+      lang::Value x = b.load(b.param("x") + i);
+      lang::Value s = b.reduce_sum(x, lanes);
+      lang::Value m = b.reduce_max(b.splat(x, 2) * 0.5, lanes);
+      b.store(b.param("y") + i, s * 3.0 + x + b.extract(m, 1));
+    });
+    const int n = 256 * 5;
+    std::vector<float> x(n), yh(n), yg(n);
+    std::mt19937_64 rng(lanes + 1);
+    for (auto& v : x) v = float(std::uniform_real_distribution<double>(-3, 3)(rng));
+    ArgPack ha(k.signature());
+    ha.set("x", x.data()).set("y", yh.data());
+    k.launch(Backend::host, Grid{5}, ha);
+    DeviceBuffer dx(n * 4), dy(n * 4);
+    dx.upload(x.data(), n * 4);
+    ArgPack ga(k.signature());
+    ga.set("x", dx.data()).set("y", dy.data());
+    k.launch(Backend::cuda, Grid{5}, ga);
+    synchronize();
+    dy.download(yg.data(), n * 4);
+    INFO("lanes " << lanes);
+    CHECK(std::memcmp(yh.data(), yg.data(), n * 4) == 0);
+    // And right: group sums in fp64.
+    const int group = lanes ? lanes : 256;
+    double worst = 0;
+    for (int g = 0; g < n / group; ++g) {
+      double sum = 0, mx = -1e300, mag = 0;
+      for (int t = 0; t < group; ++t) sum += x[size_t(g * group + t)], mag += std::fabs(x[size_t(g * group + t)]),
+                                      mx = std::max(mx, 0.5 * x[size_t(g * group + t)]);
+      for (int t = 0; t < group; ++t) {
+        double want = sum * 3 + x[size_t(g * group + t)] + mx;
+        worst = std::max(worst, std::fabs(yg[size_t(g * group + t)] - want) / (mag * 3 + 6));
+      }
+    }
+    CHECK(worst < 1e-5);
+  }
 }
 
 int main(int argc, char** argv) {

@@ -35,7 +35,7 @@ rope::ConfigRules rules(const QkNormRopeSpec& spec) {
   return rope::ConfigRules{
       "qk_norm_rope", [&spec] { return spec.key(); },
       [&spec](int cap, double bytes, int64_t l2) { return rope::heuristic_config(spec.rope, cap, bytes, l2, true); },
-      [&spec](const LaunchConfig& c) { rope::validate_config(spec.rope, c, true); }};
+      [&spec](const LaunchConfig& c) { rope::validate_config(spec.rope, c, true); }, true};
 }
 
 namespace {

@@ -60,7 +60,7 @@ std::vector<LaunchConfig> candidate_configs(const Plan& plan, const ConfigRules&
           } catch (const Error&) {
             continue;
           }
-          const Mapping m = mapping(plan.spec, c);
+          const Mapping m = mapping(plan.spec, c, rules.norm);
           const int slots = (plan.spec.q_heads + m.groups - 1) / m.groups + (plan.spec.k_heads + m.groups - 1) / m.groups;
           if (u > slots && u != 1) continue;
           out.push_back(c);

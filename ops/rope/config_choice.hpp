@@ -21,6 +21,7 @@ struct ConfigRules {
   std::function<std::string()> spec_key;
   std::function<LaunchConfig(int width_cap, double bytes_moved, int64_t l2_bytes)> heuristic;
   std::function<void(const LaunchConfig&)> validate;
+  bool norm = false;  // lanes per head padded to a power of two (see mapping)
 };
 
 // `device` is asked only when a tuning file has records; `l2_bytes` (0 on the host) feeds the

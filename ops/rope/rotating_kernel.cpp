@@ -10,6 +10,7 @@
 #include "ops/rope/rotating_kernel.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include "ops/rope/rotation.hpp"
 
@@ -61,7 +62,7 @@ class RotatingKernel {
   struct Tensor {
     Value in_ptr, out_ptr, in_tok, out_tok, in_head_stride, out_head_stride;
     int heads;
-    std::vector<Value> w, w_pass;  // norm weights at this lane's rotary and pass offsets
+    Value weight;  // the norm's weight pointer
   };
   struct Slot {
     const Tensor* t;
@@ -81,20 +82,17 @@ class RotatingKernel {
     auto token_offset = [&](const std::string& t) {
       return batch_ * b_.param(t + "_stride_batch") + seq_ * b_.param(t + "_stride_seq");
     };
-    Tensor t{b_.param(in),      b_.param(out), token_offset(in), token_offset(out), b_.param(in + "_stride_head"),
-             b_.param(out + "_stride_head"), heads, {}, {}};
-    if (norm_) {
-      Value w = b_.param(name + "_weight");
-      const Access a{.hint = CacheHint::readonly, .align = std::min(16, map_.width * dtype_size(norm_->weight_dtype))};
-      for (const Value& off : rotary_offsets()) t.w.push_back(weight(b_.load(w + off, map_.width, a)));
-      const Access ap{.hint = CacheHint::readonly,
-                      .align = std::min(16, map_.pass_width * dtype_size(norm_->weight_dtype))};
-      for (const Value& off : pass_offsets_) t.w_pass.push_back(weight(b_.load(w + off, map_.pass_width, ap)));
-    }
-    return t;
+    return Tensor{b_.param(in),      b_.param(out), token_offset(in), token_offset(out), b_.param(in + "_stride_head"),
+                  b_.param(out + "_stride_head"), heads, norm_ ? b_.param(name + "_weight") : Value()};
   }
 
-  Value weight(Value w) { return norm_->one_plus_weight ? w + 1.0 : w; }
+  // The norm's weight at `offset` (width elements), loaded where it is used: weights held from the
+  // start would double the registers and halve the programs an SM keeps (98 against 40 registers).
+  Value weight(const Tensor& t, Value offset, int width) {
+    const Access a{.hint = CacheHint::readonly, .align = std::min(16, width * dtype_size(norm_->weight_dtype))};
+    Value w = b_.load(t.weight + offset, width, a);
+    return norm_->one_plus_weight ? w + 1.0 : w;
+  }
 
   int x_align(int width) const { return width * dtype_size(spec_.dtype); }
   bool gptj_split() const { return spec_.style == RopeStyle::gptj && map_.width >= 2; }
@@ -153,22 +151,33 @@ class RotatingKernel {
       }
       if (norm_) normalise(acc);
       for (Loaded& a : acc) {
-        Value keep = a.valid;
-        if (lane_valid_.valid()) keep = keep.valid() ? (keep & lane_valid_) : lane_valid_;
-        auto store = [&] {
+        // Padded lanes store no rotary part, but do store their share of the part past rotary_dim.
+        Value rotary_keep = a.valid;
+        if (lane_valid_.valid()) rotary_keep = a.valid.valid() ? (a.valid & lane_valid_) : lane_valid_;
+        auto store_rotary = [&] {
           auto y = rotate(a.x);
           for (size_t i = 0; i < offsets.size(); ++i)
             b_.store(a.t->out_ptr + (a.out_base + offsets[i]), y[i], {.hint = out_hint, .align = x_align(map_.width)});
+        };
+        auto store_pass = [&] {
           for (size_t j = 0; j < a.pass.size(); ++j) {
             Value p = a.t->out_ptr + (a.out_base + pass_offsets_[j]);
             const Access pa{.mask = pass_valid_[j], .align = x_align(map_.pass_width)};
             norm_ ? b_.store(p, a.pass[j], pa) : b_.store_bits(p, a.pass[j], pa);
           }
         };
-        if (keep.valid())
-          b_.if_then(keep, store);
-        else
-          store();
+        auto guarded = [&](const Value& cond, const std::function<void()>& body) {
+          cond.valid() ? b_.if_then(cond, body) : body();
+        };
+        if (!lane_valid_.valid()) {  // RoPE's shape: one branch for the whole head
+          guarded(a.valid, [&] {
+            store_rotary();
+            store_pass();
+          });
+        } else {
+          guarded(rotary_keep, store_rotary);
+          guarded(a.valid, store_pass);
+        }
       }
     }
   }
@@ -200,12 +209,14 @@ class RotatingKernel {
       }
     }
     Value total = b_.reduce_sum(all, map_.lanes);
+    const auto offsets = rotary_offsets();
     for (size_t i = 0; i < acc.size(); ++i) {
       Value mean = b_.extract(total, int(i)) / double(spec_.head_dim);
       Value r = 1.0 / b_.sqrt(mean + eps_);
       Loaded& a = acc[i];
-      for (size_t k = 0; k < a.x.size(); ++k) a.x[k] = a.x[k] * r * a.t->w[k];
-      for (size_t j = 0; j < a.pass.size(); ++j) a.pass[j] = a.pass[j] * r * a.t->w_pass[j];
+      for (size_t k = 0; k < a.x.size(); ++k) a.x[k] = a.x[k] * r * weight(*a.t, offsets[k], map_.width);
+      for (size_t j = 0; j < a.pass.size(); ++j)
+        a.pass[j] = a.pass[j] * r * weight(*a.t, pass_offsets_[j], map_.pass_width);
     }
   }
 
