@@ -58,7 +58,9 @@ void check_view(const char* name, const TensorView& v) {
   };
   std::array<Dim, 3> dims = {Dim{"head", v.heads, v.stride_head}, Dim{"seq", v.seq, v.stride_seq},
                              Dim{"batch", v.batch, v.stride_batch}};
-  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.stride < b.stride; });
+  // Three elements: an insertion sort, stable, with no allocation (std::stable_sort may allocate).
+  for (size_t i = 1; i < dims.size(); ++i)
+    for (size_t j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
   int64_t span = v.head_dim;
   const char* inside = "head_dim";
   for (const Dim& d : dims) {

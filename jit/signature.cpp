@@ -45,13 +45,18 @@ std::string Signature::describe() const {
   return s + ")";
 }
 
-ArgPack::ArgPack(const Signature& signature) : signature_(&signature), size_(signature.size()) {
+ArgPack::ArgPack(const Signature& signature, bool trusted)
+    : signature_(&signature), size_(signature.size()), trusted_(trusted) {
   if (size_ > kMaxArgs)
     throw Error(ErrorKind::unsupported, fmt::format("a kernel has {} parameters; at most {} are supported", size_, kMaxArgs));
-  for (size_t i = 0; i < size_; ++i) pointers_[i] = &slots_[i];
+  for (size_t i = 0; i < size_; ++i) {
+    slots_[i] = 0;
+    pointers_[i] = &slots_[i];
+  }
 }
 
-ArgPack::ArgPack(const ArgPack& o) : signature_(o.signature_), size_(o.size_), given_(o.given_), next_(o.next_) {
+ArgPack::ArgPack(const ArgPack& o)
+    : signature_(o.signature_), size_(o.size_), trusted_(o.trusted_), given_(o.given_), next_(o.next_) {
   for (size_t i = 0; i < size_; ++i) {
     slots_[i] = o.slots_[i];
     pointers_[i] = &slots_[i];
@@ -82,27 +87,20 @@ ArgPack& ArgPack::set(std::string_view name, double v) {
   return *this;
 }
 
-size_t ArgPack::take(std::string_view name) {
-  if (next_ < size_ && signature_->args()[next_].name == name) return next_++;
-  throw Error(ErrorKind::internal,
-              next_ < size_ ? fmt::format("arguments out of order: '{}' given where '{}' comes in {}", name,
-                                                  signature_->args()[next_].name, signature_->describe())
-                                    : fmt::format("argument '{}' given past the end of {}", name, signature_->describe()));
+ArgPack& ArgPack::add_checked(const char* name, ArgKind kind, uint64_t bits) {
+  if (next_ >= size_ || signature_->args()[next_].name != name)
+    throw Error(ErrorKind::internal,
+                next_ < size_ ? fmt::format("arguments out of order: '{}' given where '{}' comes in {}", name,
+                                            signature_->args()[next_].name, signature_->describe())
+                              : fmt::format("argument '{}' given past the end of {}", name, signature_->describe()));
+  put(next_++, kind, bits, name);
+  return *this;
 }
 
-ArgPack& ArgPack::add(std::string_view name, const void* p) {
-  put(take(name), ArgKind::pointer, reinterpret_cast<uintptr_t>(p), name);
-  return *this;
-}
-ArgPack& ArgPack::add(std::string_view name, int64_t v) {
-  put(take(name), ArgKind::int64, uint64_t(v), name);
-  return *this;
-}
-ArgPack& ArgPack::add(std::string_view name, float v) {
+ArgPack& ArgPack::add(const char* name, float v) {
   uint32_t bits = 0;
   std::memcpy(&bits, &v, 4);
-  put(take(name), ArgKind::float32, bits, name);
-  return *this;
+  return add_bits(name, ArgKind::float32, bits);
 }
 
 void ArgPack::check_complete() const {

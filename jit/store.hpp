@@ -6,6 +6,7 @@
 
 #include <cuda.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,11 +20,29 @@ namespace ropejit::jit {
 
 // A kernel ready to launch on one backend (and, for cuda, in one context).
 struct CompiledKernel {
+  CompiledKernel() = default;
+  CompiledKernel(const CompiledKernel& o)
+      : threads(o.threads), signature(o.signature), host(o.host), function(o.function), code(o.code),
+        packing_checked(o.packing_checked.load()) {}
+  CompiledKernel& operator=(const CompiledKernel& o) {
+    threads = o.threads;
+    signature = o.signature;
+    host = o.host;
+    function = o.function;
+    code = o.code;
+    packing_checked.store(o.packing_checked.load());
+    return *this;
+  }
   int threads = 0;
   Signature signature;                   // what ArgPacks for it are checked against
   codegen::HostGridFn host = nullptr;    // host backend
   CUfunction function = nullptr;         // cuda backend
   std::shared_ptr<runtime::Module> code; // keeps `function` loaded
+  // Set once an op's packer filled a pack with every name and kind checked: later packs skip the
+  // comparisons (the packer is fixed code, so its order cannot change).
+  mutable std::atomic<bool> packing_checked{false};
+  ArgPack pack() const { return ArgPack(signature, packing_checked.load(std::memory_order_relaxed)); }
+  void packed() const { packing_checked.store(true, std::memory_order_relaxed); }
 };
 
 // Loads the kernel's code for the current context through bundle -> disk -> generation.

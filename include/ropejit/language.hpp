@@ -69,17 +69,19 @@ class Signature {
 class ArgPack {
  public:
   static constexpr size_t kMaxArgs = 64;
-  explicit ArgPack(const Signature& signature);
+  // `trusted`: add() skips its name comparisons (for a packer whose order was already checked once).
+  explicit ArgPack(const Signature& signature, bool trusted = false);
   ArgPack(const ArgPack&);
   ArgPack& operator=(const ArgPack&) = delete;
   // By name; throws Error when the name is unknown or the value's kind does not match.
   ArgPack& set(std::string_view name, const void* pointer);
   ArgPack& set(std::string_view name, int64_t value);
   ArgPack& set(std::string_view name, double value);  // a float32 parameter
-  // In order, each naming the next parameter (the fast form the ops use: one comparison each).
-  ArgPack& add(std::string_view name, const void* pointer);
-  ArgPack& add(std::string_view name, int64_t value);
-  ArgPack& add(std::string_view name, float value);
+  // In order, each naming the next parameter (the fast form the ops use: one comparison each, none
+  // once trusted).
+  ArgPack& add(const char* name, const void* pointer) { return add_bits(name, ArgKind::pointer, uint64_t(uintptr_t(pointer))); }
+  ArgPack& add(const char* name, int64_t value) { return add_bits(name, ArgKind::int64, uint64_t(value)); }
+  ArgPack& add(const char* name, float value);
   // Throws Error naming the first parameter never given.
   void check_complete() const;
   const Signature& signature() const { return *signature_; }
@@ -87,13 +89,21 @@ class ArgPack {
 
  private:
   void put(size_t index, ArgKind kind, uint64_t bits, std::string_view name);
-  size_t take(std::string_view name);
+  ArgPack& add_bits(const char* name, ArgKind kind, uint64_t bits) {
+    if (trusted_ && next_ < size_) {
+      slots_[next_++] = bits;
+      return *this;
+    }
+    return add_checked(name, kind, bits);
+  }
+  ArgPack& add_checked(const char* name, ArgKind kind, uint64_t bits);
   const Signature* signature_;
   size_t size_ = 0;
-  uint64_t slots_[kMaxArgs] = {};
-  void* pointers_[kMaxArgs] = {};
+  bool trusted_ = false;
   uint64_t given_ = 0;  // bit i: parameter i was set
   size_t next_ = 0;
+  uint64_t slots_[kMaxArgs];  // the first size_ are used
+  void* pointers_[kMaxArgs];
 };
 
 // ---- The language ----

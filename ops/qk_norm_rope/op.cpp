@@ -94,9 +94,10 @@ void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Position
   const auto& kernel = qk_norm_rope::cache().get(
       options.backend, where.ctx, {p.spec, choice.config},
       [&] { return qk_norm_rope::kernel_def(p.spec, choice.config); }, stream);
-  ArgPack args(kernel.signature);
+  ArgPack args = kernel.pack();
   rope::pack_rotation_args(args, p.plan);
   args.add("q_weight", norm.q_weight).add("k_weight", norm.k_weight).add("eps", float(norm.eps));
+  kernel.packed();
   jit::launch(kernel, options.backend, Grid{p.plan.tokens}, args, stream);
 }
 

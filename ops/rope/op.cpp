@@ -74,8 +74,9 @@ void apply_rope(const TensorView& q, const TensorView* k, const Positions& posit
   const auto& kernel = rope::rope_cache().get(
       options.backend, where.ctx, rope::SpecConfig{plan.spec, choice.config},
       [&] { return rope::rope_kernel_def(plan.spec, choice.config); }, stream);
-  ArgPack args(kernel.signature);
+  ArgPack args = kernel.pack();
   rope::pack_rotation_args(args, plan);
+  kernel.packed();
   jit::launch(kernel, options.backend, Grid{plan.tokens}, args, stream);
 }
 
