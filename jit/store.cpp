@@ -30,9 +30,9 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-runtime::Module timed_load(const std::string& image, const std::string& what) {
+runtime::Module timed_load(const std::string& image, const std::string& what, const std::string& entry) {
   auto t0 = std::chrono::steady_clock::now();
-  auto m = runtime::Module::load(image, what);
+  auto m = runtime::Module::load(image, what, entry);
   record_module_load(ms_since(t0));
   return m;
 }
@@ -47,13 +47,13 @@ runtime::Module obtain_module(const KernelDef& def, const codegen::PtxTarget& ta
     record_layer(Layer::bundle, true, key);
     if (!b->cubin.empty()) {
       try {
-        return timed_load(b->cubin, key);
+        return timed_load(b->cubin, key, b->symbol);
       } catch (const Error& e) {
         // A cubin this driver cannot load (made by a newer ptxas): its PTX, JIT-compiled, serves.
         log_line(fmt::format("bundled cubin of {} not loadable, using its PTX: {}", key, e.what()));
       }
     }
-    return timed_load(b->ptx, key);
+    return timed_load(b->ptx, key, b->symbol);
   }
   record_layer(Layer::bundle, false, key);
 
@@ -63,7 +63,7 @@ runtime::Module obtain_module(const KernelDef& def, const codegen::PtxTarget& ta
     if (auto e = disk.load_cubin(key, driver_version)) {
       record_layer(Layer::disk_cubin, true, key);
       try {
-        return timed_load(e->cubin, key);
+        return timed_load(e->cubin, key, def.symbol());
       } catch (const Error& err) {
         log_line(fmt::format("cached cubin of {} not loadable, rebuilding: {}", key, err.what()));
       }
@@ -91,7 +91,7 @@ runtime::Module obtain_module(const KernelDef& def, const codegen::PtxTarget& ta
   } catch (const Error& e) {
     log_line(fmt::format("no cubin for {} (loading its PTX instead): {}", key, e.what()));
   }
-  auto module = timed_load(cubin.empty() ? ptx : cubin, key);
+  auto module = timed_load(cubin.empty() ? ptx : cubin, key, def.symbol());
   if (!cubin.empty()) {
     try {
       disk.store(key, driver_version, runtime::CacheEntry{ptx, cubin});
@@ -123,7 +123,7 @@ CompiledKernel compile_for(Backend backend, const KernelDef& def, void* stream) 
                               def.key));
   }
   k.code = std::make_shared<runtime::Module>(obtain_module(def, current_ptx_target(), d.version));
-  k.function = k.code->function(def.symbol());
+  k.function = k.code->function();
   return k;
 }
 

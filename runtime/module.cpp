@@ -10,25 +10,19 @@
 
 namespace ropejit::runtime {
 
-Module Module::load(const std::string& image, const std::string& what) {
+namespace {
+
+// A module, loaded eagerly with the driver's logs: the fallback for old drivers, and how a load
+// error is explained (a library may load lazily and has no log to give).
+void load_module(const std::string& image, const std::string& what, CUmodule* out) {
   const auto& d = driver();
   std::vector<char> info(8192, 0), error(8192, 0);
   CUjit_option opts[] = {CU_JIT_INFO_LOG_BUFFER, CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES, CU_JIT_ERROR_LOG_BUFFER,
                          CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
   void* vals[] = {info.data(), reinterpret_cast<void*>(info.size()), error.data(),
                   reinterpret_cast<void*>(error.size())};
-  Module m;
-  CUresult r;
-  if (d.cuLibraryLoadData && d.cuLibraryGetKernel && d.cuLibraryUnload) {
-    CUlibrary lib = nullptr;
-    r = d.cuLibraryLoadData(&lib, image.c_str(), opts, vals, 4, nullptr, nullptr, 0);
-    if (r == CUDA_SUCCESS) m.library_ = LibraryHandle(lib);
-  } else {
-    CUmodule mod = nullptr;
-    r = d.cuModuleLoadDataEx(&mod, image.c_str(), 4, opts, vals);
-    if (r == CUDA_SUCCESS) m.module_ = ModuleHandle(mod);
-  }
-  if (r == CUDA_SUCCESS) return m;
+  CUresult r = d.cuModuleLoadDataEx(out, image.c_str(), 4, opts, vals);
+  if (r == CUDA_SUCCESS) return;
   std::string log(error.data(), strnlen(error.data(), error.size()));
   std::string msg = fmt::format("loading {} failed: {}", what, result_text(r));
   if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION)
@@ -37,19 +31,38 @@ Module Module::load(const std::string& image, const std::string& what) {
   throw Error(ErrorKind::compile, msg);
 }
 
-CUfunction Module::function(const std::string& name) const {
+}  // namespace
+
+Module Module::load(const std::string& image, const std::string& what, const std::string& entry) {
   const auto& d = driver();
-  if (library_) {
-    CUkernel k = nullptr;
-    check(d.cuLibraryGetKernel(&k, library_.get(), name.c_str()), ("cuLibraryGetKernel(" + name + ")").c_str());
-    if (!d.cuKernelGetFunction) return reinterpret_cast<CUfunction>(k);  // cuLaunchKernel takes a CUkernel too
+  Module m;
+  if (d.cuLibraryLoadData && d.cuLibraryGetKernel && d.cuLibraryUnload && d.cuKernelGetFunction) {
+    // No JIT log options here: a lazily loading library could write them after this call returns.
+    CUlibrary lib = nullptr;
+    CUkernel kernel = nullptr;
     CUfunction f = nullptr;
-    check(d.cuKernelGetFunction(&f, k), ("cuKernelGetFunction(" + name + ")").c_str());
-    return f;
+    CUresult r = d.cuLibraryLoadData(&lib, image.c_str(), nullptr, nullptr, 0, nullptr, nullptr, 0);
+    if (r == CUDA_SUCCESS) {
+      m.library_ = LibraryHandle(lib);
+      r = d.cuLibraryGetKernel(&kernel, lib, entry.c_str());
+    }
+    if (r == CUDA_SUCCESS) r = d.cuKernelGetFunction(&f, kernel);  // loads it into this context
+    if (r == CUDA_SUCCESS) {
+      m.function_ = f;
+      return m;
+    }
+    m = Module();
+    // Explain it: the eager module load gives the driver's log (or, if it works, the reason below).
+    CUmodule probe = nullptr;
+    load_module(image, what, &probe);
+    ModuleHandle owner(probe);
+    throw Error(ErrorKind::compile, fmt::format("loading {} failed: {} (entry {})", what, result_text(r), entry));
   }
-  CUfunction f = nullptr;
-  check(d.cuModuleGetFunction(&f, module_.get(), name.c_str()), ("cuModuleGetFunction(" + name + ")").c_str());
-  return f;
+  CUmodule mod = nullptr;
+  load_module(image, what, &mod);
+  m.module_ = ModuleHandle(mod);
+  check(d.cuModuleGetFunction(&m.function_, mod, entry.c_str()), ("cuModuleGetFunction(" + entry + ")").c_str());
+  return m;
 }
 
 }  // namespace ropejit::runtime

@@ -1,7 +1,7 @@
-// Device code loaded into the driver, with the driver's JIT log in every load error. Where the driver
-// has libraries (cuLibraryLoadData, CUDA 12), code is loaded context-independently: the driver loads
-// it into each context that launches it, and nothing outlives a destroyed context. Older drivers get
-// a module in the current context.
+// Device code loaded into the driver, its entry resolved in the current context, with the driver's
+// JIT log in every load error. Where the driver has libraries (cuLibraryLoadData, CUDA 12), code is
+// loaded context-independently: the driver owns its per-context copies, and nothing ropejit holds
+// outlives a destroyed context. Older drivers get a module in the current context.
 #pragma once
 
 #include <cuda.h>
@@ -14,19 +14,18 @@ namespace ropejit::runtime {
 
 class Module {
  public:
-  // Loads PTX text or a cubin image. `what` names it in errors.
-  static Module load(const std::string& image, const std::string& what);
+  // Loads PTX text or a cubin image and resolves `entry` in the current context now (so that nothing
+  // is loaded later, e.g. while a stream is being captured). `what` names it in errors.
+  static Module load(const std::string& image, const std::string& what, const std::string& entry);
   Module() = default;
 
-  // The kernel `name` in the current context, loaded there now (so that no load happens later, e.g.
-  // while a stream is being captured). Launching it costs no per-launch lookup, which launching the
-  // context-independent CUkernel would.
-  CUfunction function(const std::string& name) const;
+  CUfunction function() const { return function_; }
   bool context_independent() const { return bool(library_); }
 
  private:
   LibraryHandle library_;
   ModuleHandle module_;
+  CUfunction function_ = nullptr;
 };
 
 }  // namespace ropejit::runtime

@@ -170,16 +170,16 @@ TEST_CASE("gpu: no compile or load while the stream is captured; graphs replay c
 
 TEST_CASE("gpu: PTX the driver rejects gives its log; unsupported PTX ISA is said plainly" * doctest::skip(no_gpu())) {
   runtime::ensure_context(0);
-  CHECK_THROWS_WITH_AS(runtime::Module::load(".version 8.5\n.target sm_90\n.address_size 64\n.visible .entry f() { bogus; }\n", "bad.ptx"),
+  CHECK_THROWS_WITH_AS(runtime::Module::load(".version 8.5\n.target sm_90\n.address_size 64\n.visible .entry f() { bogus; }\n", "bad.ptx", "f"),
                        doctest::Contains("loading bad.ptx failed"), Error);
   rope::RopeSpec s;
   auto ptx = test::rope_ptx(s, rope::heuristic_config(s, 8), jit::current_ptx_target());
   auto at = ptx.find(".version ");
   REQUIRE(at != std::string::npos);
   ptx.replace(at, ptx.find('\n', at) - at, ".version 99.9");
-  CHECK_THROWS_WITH_AS(runtime::Module::load(ptx, "future.ptx"), doctest::Contains("PTX"), Error);
+  CHECK_THROWS_WITH_AS(runtime::Module::load(ptx, "future.ptx", rope::rope_kernel_def(s, rope::heuristic_config(s, 8)).symbol()), doctest::Contains("PTX"), Error);
   try {
-    runtime::Module::load(ptx, "future.ptx");
+    runtime::Module::load(ptx, "future.ptx", rope::rope_kernel_def(s, rope::heuristic_config(s, 8)).symbol());
   } catch (const Error& e) {
     MESSAGE("driver says: " << std::string(e.what()));
   }
