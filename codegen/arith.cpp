@@ -156,17 +156,7 @@ V operator!(V a) {
 #define ROPEJIT_LANG_MIXED(op)                                    \
   V operator op(V a, double b) { return a op number_like(a, b); } \
   V operator op(double a, V b) { return number_like(b, a) op b; }
-ROPEJIT_LANG_MIXED(+)
-ROPEJIT_LANG_MIXED(-)
-ROPEJIT_LANG_MIXED(*)
-ROPEJIT_LANG_MIXED(/)
-ROPEJIT_LANG_MIXED(%)
-ROPEJIT_LANG_MIXED(<)
-ROPEJIT_LANG_MIXED(<=)
-ROPEJIT_LANG_MIXED(>)
-ROPEJIT_LANG_MIXED(>=)
-ROPEJIT_LANG_MIXED(==)
-ROPEJIT_LANG_MIXED(!=)
+ROPEJIT_LANG_MIXED_OPERATORS(ROPEJIT_LANG_MIXED)
 #undef ROPEJIT_LANG_MIXED
 
 namespace {

@@ -97,6 +97,7 @@ V Builder::Impl::wrap(llvm::Value* v, Elem elem, int width, DType pointee) {
   int seg = target == Target::host && !llvm::isa<llvm::Constant>(v) && !llvm::isa<llvm::Argument>(v)
                 ? int(segments.size()) - 1
                 : -1;
+  if (seg >= 0 && nesting > 0) nested.insert(v);
   return V(self, v, elem, width, pointee, seg);
 }
 
@@ -111,6 +112,8 @@ llvm::Value* Builder::Impl::use(const V& v) {
   const int cur = int(segments.size()) - 1;
   if (target != Target::host || v.segment() < 0 || v.segment() == cur) return raw;
   // Made in an earlier thread loop: kept per thread there, read back at the top of this loop.
+  if (nested.count(raw))
+    throw misuse("a Value made inside an if_then or for_range body is used after a reduction (outside its body)");
   auto& reload = reloads[{raw, cur}];
   if (reload) return reload;
   auto& slot = spills[raw];
@@ -163,9 +166,15 @@ void Builder::Impl::close_segment() {
   s.tid->addIncoming(ir.CreateAdd(s.tid, ir.getInt64(1), "", true, true), s.latch);
   ir.CreateBr(s.head);
   ir.SetInsertPoint(s.after);
+  if (program_done) {  // every thread has reached the return: the program ends here
+    auto* cont = new_block("program_continues");
+    ir.CreateCondBr(ir.CreateLoad(ir.getInt1Ty(), program_done), exit, cont);
+    ir.SetInsertPoint(cont);
+  }
 }
 
-void Builder::Impl::uniform_loop(int64_t n, const std::function<void(llvm::Value*)>& body) {
+void Builder::Impl::counted_loop(llvm::Value* begin, llvm::Value* end, int64_t step,
+                                 const std::function<void(llvm::Value*)>& body) {
   auto* pre = ir.GetInsertBlock();
   auto* head = new_block("loop");
   auto* b = new_block("body");
@@ -173,13 +182,18 @@ void Builder::Impl::uniform_loop(int64_t n, const std::function<void(llvm::Value
   ir.CreateBr(head);
   ir.SetInsertPoint(head);
   auto* i = ir.CreatePHI(ir.getInt64Ty(), 2, "i");
-  i->addIncoming(ir.getInt64(0), pre);
-  ir.CreateCondBr(ir.CreateICmpULT(i, ir.getInt64(uint64_t(n))), b, after);
+  i->addIncoming(begin, pre);
+  ir.CreateCondBr(step > 0 ? ir.CreateICmpSLT(i, end) : ir.CreateICmpSGT(i, end), b, after);
   ir.SetInsertPoint(b);
   body(i);
-  i->addIncoming(ir.CreateAdd(i, ir.getInt64(1), "", true, true), ir.GetInsertBlock());
+  i->addIncoming(ir.CreateAdd(i, ir.getInt64(uint64_t(step)), "", /*HasNUW=*/false, /*HasNSW=*/true),
+                 ir.GetInsertBlock());
   ir.CreateBr(head);
   ir.SetInsertPoint(after);
+}
+
+void Builder::Impl::uniform_loop(int64_t n, const std::function<void(llvm::Value*)>& body) {
+  counted_loop(ir.getInt64(0), ir.getInt64(uint64_t(n)), 1, body);
 }
 
 std::string Builder::Impl::finish() {
@@ -202,20 +216,7 @@ std::string Builder::Impl::finish() {
       args.push_back(ir.CreateLoad(program->getArg(unsigned(i))->getType(), slot));
     }
     auto loop = [&](llvm::Value* n, const std::function<void(llvm::Value*)>& body) {
-      auto* pre = ir.GetInsertBlock();
-      auto* head = new_block("loop");
-      auto* b = new_block("body");
-      auto* after = new_block("endloop");
-      ir.CreateBr(head);
-      ir.SetInsertPoint(head);
-      auto* i = ir.CreatePHI(i64, 2);
-      i->addIncoming(ir.getInt64(0), pre);
-      ir.CreateCondBr(ir.CreateICmpSLT(i, n), b, after);
-      ir.SetInsertPoint(b);
-      body(i);
-      i->addIncoming(ir.CreateAdd(i, ir.getInt64(1)), ir.GetInsertBlock());
-      ir.CreateBr(head);
-      ir.SetInsertPoint(after);
+      counted_loop(ir.getInt64(0), n, 1, body);
     };
     loop(grid->getArg(3), [&](llvm::Value* z) {
       loop(grid->getArg(2), [&](llvm::Value* y) {

@@ -11,6 +11,7 @@
 #include <llvm/IR/Module.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,8 @@ struct Builder::Impl {
   void open_segment();
   void close_segment();
   llvm::AllocaInst* per_thread_array(llvm::Type* t, const char* name);
+  // for (i = begin; i < end (or > end for a negative step); i += step) body(i), i64, signed compare.
+  void counted_loop(llvm::Value* begin, llvm::Value* end, int64_t step, const std::function<void(llvm::Value*)>& body);
   // for (i = 0; i < n; ++i) body(i), outside any thread loop (host reductions).
   void uniform_loop(int64_t n, const std::function<void(llvm::Value*)>& body);
 
@@ -68,6 +71,8 @@ struct Builder::Impl {
   std::vector<Segment> segments;  // host only
   std::map<llvm::Value*, llvm::AllocaInst*> spills;
   std::map<std::pair<llvm::Value*, int>, llvm::Value*> reloads;
+  std::set<llvm::Value*> nested;  // host: made inside an if_then / for_range body
+  llvm::AllocaInst* program_done = nullptr;  // host: return_program_if fired (checked after each loop)
   int nesting = 0;           // inside if_then / for_range bodies
   bool thread_returned = false;
   int reductions = 0;

@@ -25,28 +25,11 @@ void Builder::if_then(V cond, const std::function<void()>& body) {
 
 void Builder::for_range(V begin, V end, int64_t step, const std::function<void(V)>& body) {
   auto& im = *impl_;
-  auto& ir = im.ir;
   if (begin.elem() != Elem::i64 || end.elem() != Elem::i64 || step == 0)
     throw Error(ErrorKind::invalid_argument, "kernel language: for_range takes i64 bounds and a non-zero step");
-  auto* b = im.use(begin);
-  auto* e = im.use(end);
-  auto* pre = ir.GetInsertBlock();
-  auto* head = im.new_block("loop");
-  auto* loop_body = im.new_block("body");
-  auto* after = im.new_block("endloop");
-  ir.CreateBr(head);
-  ir.SetInsertPoint(head);
-  auto* i = ir.CreatePHI(ir.getInt64Ty(), 2, "i");
-  i->addIncoming(b, pre);
-  ir.CreateCondBr(step > 0 ? ir.CreateICmpSLT(i, e) : ir.CreateICmpSGT(i, e), loop_body, after);
-  ir.SetInsertPoint(loop_body);
   ++im.nesting;
-  body(im.wrap(i, Elem::i64, 1));
+  im.counted_loop(im.use(begin), im.use(end), step, [&](llvm::Value* i) { body(im.wrap(i, Elem::i64, 1)); });
   --im.nesting;
-  auto* next = ir.CreateAdd(i, ir.getInt64(uint64_t(step)), "", /*HasNUW=*/step > 0, /*HasNSW=*/true);
-  i->addIncoming(next, ir.GetInsertBlock());
-  ir.CreateBr(head);
-  ir.SetInsertPoint(after);
 }
 
 void Builder::return_if(V cond) {
@@ -68,7 +51,23 @@ void Builder::return_program_if(V cond) {
     throw Error(ErrorKind::invalid_argument, "kernel language: return_program_if takes a scalar bool");
   auto* c = im.use(cond);
   auto* cont = im.new_block("cont");
-  im.ir.CreateCondBr(c, im.exit, cont);
+  if (im.target == Target::nvptx) {
+    im.ir.CreateCondBr(c, im.exit, cont);
+    im.ir.SetInsertPoint(cont);
+    return;
+  }
+  // Host: this thread's turn ends; once every thread has had its turn, the program ends (each thread
+  // runs what comes before the return first, as on the GPU).
+  if (!im.program_done) {
+    llvm::IRBuilder<> b(im.entry, im.entry->getFirstInsertionPt());
+    im.program_done = b.CreateAlloca(b.getInt1Ty(), nullptr, "program_done");
+    b.CreateStore(b.getInt1(false), im.program_done);
+  }
+  auto* leave = im.new_block("program_returns");
+  im.ir.CreateCondBr(c, leave, cont);
+  im.ir.SetInsertPoint(leave);
+  im.ir.CreateStore(im.ir.getInt1(true), im.program_done);
+  im.ir.CreateBr(im.segments.back().latch);
   im.ir.SetInsertPoint(cont);
 }
 

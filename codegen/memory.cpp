@@ -19,6 +19,8 @@ struct Mem {
   llvm::IRBuilder<>& ir;
 
   unsigned align_of(DType t, int width, int given) {
+    if (given < 0 || (given & (given - 1)))
+      throw misuse(fmt::format("an access's align {} is not a power of two", given));
     if (given > 0) return unsigned(given);
     unsigned bytes = unsigned(width * dtype_size(t));
     unsigned a = bytes & (~bytes + 1);  // largest power of two dividing the size
@@ -75,6 +77,8 @@ struct Mem {
       case DType::f16: return ir.CreateFPExt(ir.CreateBitCast(raw, vec(ir.getHalfTy(), width)), vec(ir.getFloatTy(), width));
       case DType::bf16:  // exact: bf16 is the top half of an f32
         return ir.CreateBitCast(ir.CreateShl(ir.CreateZExt(raw, vec(ir.getInt32Ty(), width)), 16), vec(ir.getFloatTy(), width));
+      case DType::f32:  // bits (i32) or the loaded float itself
+        return raw->getType()->isFPOrFPVectorTy() ? raw : ir.CreateBitCast(raw, vec(ir.getFloatTy(), width));
       default: return raw;
     }
   }
@@ -150,9 +154,10 @@ V do_load(Builder::Impl& im, V ptr, int width, const Access& a, bool bits) {
   if (width < 1 || width > 64) throw misuse(fmt::format("load of {} elements", width));
   Mem m{im, im.ir};
   const DType t = ptr.pointee();
-  auto* raw_type = m.vec(im.storage_type(t), width);
-  const unsigned align = m.align_of(t, width, a.align);
   const Elem out = bits ? bits_elem(t) : value_elem(t);
+  // Bits are integers of the element's size (f32 too); values load in their storage type.
+  auto* raw_type = m.vec(bits ? im.elem_type(out) : im.storage_type(t), width);
+  const unsigned align = m.align_of(t, width, a.align);
   llvm::Value* p = im.use(ptr);
   auto convert = [&](llvm::Value* raw) { return bits ? raw : m.widen(t, raw, width); };
   if (!a.mask.valid()) return im.wrap(convert(m.raw_load(raw_type, p, align, a.hint)), out, width);
@@ -161,6 +166,8 @@ V do_load(Builder::Impl& im, V ptr, int width, const Access& a, bool bits) {
   llvm::Value* other = nullptr;
   if (a.other.valid()) {
     if (a.other.elem() != out) throw misuse("a masked load's `other` has the wrong type");
+    if (a.other.width() != 1 && a.other.width() != width)
+      throw misuse(fmt::format("a masked load's `other` has {} elements; the load has {}", a.other.width(), width));
     other = im.use(a.other);
     if (a.other.width() == 1 && width > 1) other = im.ir.CreateVectorSplat(unsigned(width), other);
   } else {
@@ -205,6 +212,13 @@ void do_store(Builder::Impl& im, V ptr, V value, const Access& a, bool bits) {
 }
 
 }  // namespace
+
+V Builder::from_bits(V bits, DType t) {
+  auto& im = *impl_;
+  if (bits.elem() != bits_elem(t)) throw misuse(fmt::format("from_bits: not the storage bits of {}", dtype_name(t)));
+  Mem m{im, im.ir};
+  return im.wrap(m.widen(t, im.use(bits), bits.width()), value_elem(t), bits.width());
+}
 
 V Builder::load(V ptr, int width, const Access& access) { return do_load(*impl_, ptr, width, access, false); }
 V Builder::load_bits(V ptr, int width, const Access& access) { return do_load(*impl_, ptr, width, access, true); }

@@ -69,7 +69,9 @@ void check_view(const char* name, const TensorView& v) {
       throw Error(fmt::format("{}: {} stride {} is smaller than the {} elements the {} inside it span: two {} "
                               "indices would reach the same elements",
                               name, d.what, d.stride, span, inside, d.what));
-    span = (d.extent - 1) * d.stride + span;
+    int64_t reach = 0;
+    if (__builtin_mul_overflow(d.extent - 1, d.stride, &reach) || __builtin_add_overflow(reach, span, &span))
+      throw Error(fmt::format("{}: the {} dimension reaches past 2^63 elements", name, d.what));
     inside = d.what;
   }
 }

@@ -22,11 +22,12 @@ struct KernelDef {
   std::string symbol() const;
 };
 
-// The disk and bundle key: everything that changes the PTX's bytes (the definition, a hash of the
-// generator's sources, the LLVM version, the sm and the PTX ISA).
+// The disk and bundle key: everything that changes the PTX's bytes (the definition's key, a hash of
+// its signature, a hash of the generator's sources, the LLVM version, the sm and the PTX ISA).
 std::string ptx_key(const KernelDef& def, const codegen::PtxTarget& target);
 
-// Hash of the sources that generate code (codegen/, jit/, every op's kernel body), made at build time.
+// Hash of the sources that generate code (codegen/, the JIT's compile step and kernel definitions,
+// and every op's sources: specs, mappings, parameters, bodies), made at build time.
 const char* generator_hash();
 
 }  // namespace ropejit::jit

@@ -2,6 +2,8 @@
 // generation), one compiled form per backend and context.
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "jit/precompile.hpp"
 #include "jit/store.hpp"
 #include "ropejit/aot.hpp"
@@ -30,6 +32,10 @@ Kernel::Kernel(std::string name, Signature signature, std::string spec_key, int 
   if (threads < 1 || threads > 1024 || (threads & (threads - 1)))
     throw Error(fmt::format("Kernel {}: {} threads per program: a power of two from 1 to 1024 is needed", name, threads));
   if (!body) throw Error(fmt::format("Kernel {}: no body", name));
+  for (char c : spec_key)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c != 0 && std::strchr("._-+=,:", c))))
+      throw Error(fmt::format("Kernel {}: spec_key '{}' has a character other than letters, digits and ._-+=,:", name,
+                              spec_key));
   impl_->def.key = fmt::format("{}.{}.t{}", name, spec_key, threads);
   impl_->def.signature = std::move(signature);
   impl_->def.threads = threads;

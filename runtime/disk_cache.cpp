@@ -16,6 +16,17 @@ namespace ropejit::runtime {
 namespace fs = std::filesystem;
 
 namespace {
+// Every entry under `dir` (recursively or not), walked with error codes only: another process may
+// remove files and folders while we walk (its eviction), which must end the walk, not throw.
+template <typename Iterator, typename Fn>
+void walk(const fs::path& dir, Fn&& fn) {
+  std::error_code ec;
+  Iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != Iterator(); it.increment(ec)) fn(*it);
+}
+}  // namespace
+
+namespace {
 
 constexpr const char* kMagic = "ropejit-cache-1";
 
@@ -88,14 +99,14 @@ std::optional<CacheEntry> DiskCache::load_cubin(const std::string& ptx_key, int 
 std::optional<std::string> DiskCache::load_ptx(const std::string& ptx_key) {
   if (!enabled()) return std::nullopt;
   if (auto e = read_entry(entry_path(ptx_key, 0), ptx_key + "|ptx")) return e->ptx;
-  std::error_code ec;
-  for (const auto& f : fs::directory_iterator(fs::path(dir_) / key_file_name(ptx_key), ec)) {
+  std::optional<std::string> found;
+  walk<fs::directory_iterator>(fs::path(dir_) / key_file_name(ptx_key), [&](const fs::directory_entry& f) {
     auto name = f.path().filename().string();
-    if (name.rfind("driver", 0) != 0 || f.path().extension() != ".rjk") continue;
+    if (found || name.rfind("driver", 0) != 0 || f.path().extension() != ".rjk") return;
     int v = std::atoi(name.c_str() + 6);
-    if (auto e = read_entry(f.path().string(), fmt::format("{}|driver{}", ptx_key, v))) return e->ptx;
-  }
-  return std::nullopt;
+    if (auto e = read_entry(f.path().string(), fmt::format("{}|driver{}", ptx_key, v))) found = e->ptx;
+  });
+  return found;
 }
 
 void DiskCache::store(const std::string& ptx_key, int driver_version, const CacheEntry& entry) {
@@ -107,9 +118,10 @@ void DiskCache::store(const std::string& ptx_key, int driver_version, const Cach
 
 uint64_t DiskCache::total_bytes() const {
   uint64_t total = 0;
-  std::error_code ec;
-  for (const auto& f : fs::recursive_directory_iterator(dir_, ec))
+  walk<fs::recursive_directory_iterator>(dir_, [&](const fs::directory_entry& f) {
+    std::error_code ec;
     if (f.is_regular_file(ec) && f.path().extension() == ".rjk") total += f.file_size(ec);
+  });
   return total;
 }
 
@@ -122,12 +134,13 @@ void DiskCache::evict() {
   std::vector<File> files;
   uint64_t total = 0;
   std::error_code ec;
-  for (const auto& f : fs::recursive_directory_iterator(dir_, ec)) {
-    if (!f.is_regular_file(ec) || f.path().extension() != ".rjk") continue;
-    File x{f.path(), f.last_write_time(ec), f.file_size(ec)};
+  walk<fs::recursive_directory_iterator>(dir_, [&](const fs::directory_entry& f) {
+    std::error_code e;
+    if (!f.is_regular_file(e) || f.path().extension() != ".rjk") return;
+    File x{f.path(), f.last_write_time(e), f.file_size(e)};
     total += x.size;
     files.push_back(x);
-  }
+  });
   if (total <= max_bytes_) return;
   std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.time < b.time; });
   for (const auto& f : files) {

@@ -31,7 +31,9 @@ std::string cache_directory() {
   if (const char* d = std::getenv("ROPEJIT_CACHE_DIR"); d && *d) return d;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "ropejit").string();
   if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".cache" / "ropejit").string();
-  return (fs::temp_directory_path() / "ropejit-cache").string();
+  std::error_code ec;
+  fs::path tmp = fs::temp_directory_path(ec);
+  return ((ec ? fs::path("/tmp") : tmp) / "ropejit-cache").string();
 }
 
 std::optional<std::string> read_file(const std::string& path) {

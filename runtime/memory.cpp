@@ -1,6 +1,6 @@
 #include <fmt/format.h>
 
-#include "ropejit/testing.hpp"
+#include "ropejit/device.hpp"
 #include "runtime/context.hpp"
 #include "runtime/driver_api.hpp"
 

@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <memory>
 
-#include "ropejit/testing.hpp"
+#include "ropejit/device.hpp"
 #include "runtime/context.hpp"
 #include "runtime/driver_api.hpp"
 #include "runtime/handle.hpp"

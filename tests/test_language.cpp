@@ -17,9 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "check_error.hpp"
 #include "ropejit/ropejit.hpp"
 
 using namespace ropejit;
+using ropejit::test::check_error;
 using lang::Access;
 using lang::Builder;
 using lang::Elem;
@@ -52,25 +54,6 @@ bool is_poison(const T& x) {
   unsigned char b[sizeof(T)];
   std::memcpy(b, &x, sizeof(T));
   return std::all_of(b, b + sizeof(T), [](unsigned char c) { return c == 0xff; });
-}
-
-// Runs `fn`, which must throw a ropejit::Error of `kind` whose message contains every one of `words`.
-template <typename Fn>
-void check_error(Fn&& fn, ErrorKind kind, std::initializer_list<std::string> words) {
-  bool thrown = false;
-  std::string message;
-  try {
-    fn();
-  } catch (const Error& e) {
-    thrown = true;
-    message = e.what();
-    CHECK_MESSAGE(e.kind() == kind, "kind " << std::string(error_kind_name(e.kind())) << " instead of "
-                                            << std::string(error_kind_name(kind)) << ": " << message);
-  } catch (const std::exception& e) {
-    FAIL("not a ropejit::Error: " << std::string(e.what()));
-  }
-  REQUIRE_MESSAGE(thrown, "no error was thrown");
-  for (const auto& w : words) CHECK_MESSAGE(message.find(w) != std::string::npos, "'" << message << "' does not name '" << w << "'");
 }
 
 // The global index of this thread's first element, for `width` elements per thread.
@@ -827,4 +810,70 @@ TEST_CASE("language: a Kernel made again with the same name and key (or a key of
   Kernel dotted = make("a.b", 3.0), underscored = make("a_b", 5.0);  // different keys
   run(dotted, 3.0f);
   run(underscored, 5.0f);
+}
+
+TEST_CASE("language: return_program_if on the host lets every thread run what comes before it, as on the GPU") {
+  Signature sig{Arg::pointer("y", DType::f32)};
+  Kernel k("early_return", sig, "v1", 4, [](Builder& b) {
+    Value i = b.program_id() * b.threads() + b.thread_id();
+    b.store(b.param("y") + i, b.f32(1.0f));
+    b.return_program_if(b.program_id() == 0.0);
+    b.store(b.param("y") + i, b.f32(2.0f));
+  });
+  std::vector<float> y(8, 0.0f);
+  ArgPack args(k.signature());
+  args.set("y", y.data());
+  k.launch(Backend::host, Grid{2}, args);
+  CHECK(y == std::vector<float>{1, 1, 1, 1, 2, 2, 2, 2});
+  // And after a reduction: the program ends once every thread has reached the return.
+  Kernel r("early_return_reduce", sig, "v1", 8, [](Builder& b) {
+    Value i = b.program_id() * b.threads() + b.thread_id();
+    Value s = b.reduce_sum(b.f32(1.0f), 0);
+    b.store(b.param("y") + i, s);
+    b.return_program_if(b.program_id() == 1.0);
+    b.store(b.param("y") + i, s * 2.0);
+  });
+  std::vector<float> z(16, 0.0f);
+  ArgPack ra(r.signature());
+  ra.set("y", z.data());
+  r.launch(Backend::host, Grid{2}, ra);
+  for (int i = 0; i < 16; ++i) CHECK(z[size_t(i)] == (i < 8 ? 16.0f : 8.0f));
+}
+
+TEST_CASE("language errors: a value made inside a body and used after a reduction; bits of f32 masked") {
+  Signature sig{Arg::pointer("x", DType::f32), Arg::pointer("y", DType::f32)};
+  Kernel bad("scoped", sig, "v1", 32, [](Builder& b) {
+    Value v = b.f32(0.0f);
+    b.if_then(b.thread_id() < 3.0, [&] { v = b.load(b.param("x") + b.thread_id()); });
+    Value s = b.reduce_sum(b.f32(1.0f), 0);
+    b.store(b.param("y") + b.thread_id(), v + s);
+  });
+  std::vector<float> x(32, 1.0f), y(32, -1.0f);
+  ArgPack args(bad.signature());
+  args.set("x", x.data()).set("y", y.data());
+  check_error([&] { bad.launch(Backend::host, Grid{1}, args); }, ErrorKind::invalid_argument, {"used after a reduction"});
+  // Masked load_bits of f32 storage gives i32 bits; from_bits gives the values back.
+  Kernel bits("f32_bits", sig, "v1", 32, [](Builder& b) {
+    Value i = b.thread_id();
+    Value raw = b.load_bits(b.param("x") + i, 1, {.mask = i < 16.0});
+    b.store(b.param("y") + i, b.from_bits(raw, DType::f32));
+  });
+  ArgPack ba(bits.signature());
+  ba.set("x", x.data()).set("y", y.data());
+  bits.launch(Backend::host, Grid{1}, ba);
+  for (int i = 0; i < 32; ++i) CHECK(y[size_t(i)] == (i < 16 ? 1.0f : 0.0f));
+}
+
+TEST_CASE("language: the disk key covers the signature; spec keys are checked") {
+  auto body = [](Builder& b) { b.store(b.param("y") + b.thread_id(), b.load(b.param("y") + b.thread_id())); };
+  Kernel a("sigkey", Signature{Arg::pointer("y", DType::f32)}, "v1", 32, body);
+  Kernel c("sigkey", Signature{Arg::pointer("y", DType::bf16)}, "v1", 32, body);
+  auto ka = precompile(a, {90}), kc = precompile(c, {90});
+  REQUIRE(ka.size() == 1);
+  REQUIRE(kc.size() == 1);
+  CHECK(ka[0].key != kc[0].key);
+  CHECK(ka[0].ptx != kc[0].ptx);
+  check_error([&] { Kernel bad("k", Signature{Arg::pointer("y", DType::f32)}, "v\"1", 32, body); },
+              ErrorKind::invalid_argument, {"spec_key"});
+  check_error([&] { (void)embed_bundle_source(ka, "a-b"); }, ErrorKind::invalid_argument, {"C identifier"});
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ropejit/ropejit.hpp"
+#include "check_error.hpp"
 #include "support.hpp"
 
 using namespace ropejit;
@@ -209,20 +210,7 @@ NormCase base() { return NormCase{}; }
 // Runs `fn` and requires an invalid_argument ropejit::Error whose message contains every word.
 template <typename Fn>
 void check_error(Fn&& fn, std::initializer_list<std::string> words) {
-  bool thrown = false;
-  std::string message;
-  try {
-    fn();
-  } catch (const Error& e) {
-    thrown = true;
-    message = e.what();
-    CHECK_MESSAGE(e.kind() == ErrorKind::invalid_argument, "kind " << std::string(error_kind_name(e.kind())) << ": " << message);
-  } catch (const std::exception& e) {
-    FAIL("not a ropejit::Error: " << std::string(e.what()));
-  }
-  REQUIRE_MESSAGE(thrown, "no error was thrown");
-  for (const auto& w : words)
-    CHECK_MESSAGE(message.find(w) != std::string::npos, "'" << message << "' does not name '" << w << "'");
+  test::check_error(std::forward<Fn>(fn), ErrorKind::invalid_argument, words);
 }
 
 }  // namespace

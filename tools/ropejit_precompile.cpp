@@ -196,6 +196,8 @@ int main(int argc, char** argv) {
     }
     auto info = device_info();
     if (sms.empty()) sms = info.available ? std::vector<int>{info.sm} : std::vector<int>{80, 86, 89, 90};
+    for (int sm : sms)
+      if (sm < 50 || sm > 200) throw Error(fmt::format("--sm {} is not a GPU architecture (e.g. 80, 90)", sm));
     std::string ptxas = no_ptxas ? "" : find_ptxas(ptxas_path);
 
     std::vector<PrecompiledKernel> kernels;

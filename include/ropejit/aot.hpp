@@ -1,4 +1,5 @@
-// Ahead of time: tuning records, precompiled kernels, bundles.
+// Ahead of time, for every op: tuning records, precompiled kernels, bundles. (Each op declares its
+// own precompile in its header.)
 #pragma once
 
 #include <cstdint>
@@ -6,8 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ropejit/qk_norm_rope.hpp"
-#include "ropejit/rope.hpp"
+#include "ropejit/core.hpp"
 
 namespace ropejit {
 
@@ -24,9 +24,6 @@ struct TuningRecord {
   std::map<std::string, int64_t> config;  // named values, e.g. {"threads": 256, "vector_width": 8}
   double gbps = 0;  // what it achieved when tuned
 };
-// A rotating op's config as named values, and back (throws Error naming a missing or bad value).
-std::map<std::string, int64_t> config_values(const KernelConfig& config);
-KernelConfig kernel_config_from(const std::map<std::string, int64_t>& values);
 // Tokens rounded up to a power of two: calls of similar size share a tuned config.
 int64_t token_bucket(int64_t tokens);
 // $ROPEJIT_TUNING_FILE, else tuning.json in the cache directory ($ROPEJIT_CACHE_DIR, else
@@ -51,11 +48,10 @@ struct PrecompiledKernel {
   std::string cubin;   // empty where no driver could make one
 };
 
-// Kernels for a spec on each sm: every config the op could pick without options (the heuristic's
-// at each vector width the memory might allow, and tuned ones from the tuning file), as PTX, and as
-// a cubin where this machine's driver can link one for its own device. Needs the full libropejit.
-std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vector<int>& sms);
-std::vector<PrecompiledKernel> precompile(const QkNormRopeSpec& spec, const std::vector<int>& sms);
+// Each op declares precompile(spec, sms) in its header: every config it could pick without options
+// (the heuristic's at each vector width the memory might allow, and tuned ones from the tuning file),
+// as PTX for each sm, and as a cubin where this machine's driver can link one for its own device.
+// Needs the full libropejit. A kernel of your own, for each sm:
 std::vector<PrecompiledKernel> precompile(const Kernel& kernel, const std::vector<int>& sms);
 // A bundle directory: manifest.json and one .ptx (and .cubin) file per kernel.
 void write_bundle(const std::string& dir, const std::vector<PrecompiledKernel>& kernels);

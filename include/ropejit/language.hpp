@@ -71,11 +71,13 @@ class ArgPack {
   static constexpr size_t kMaxArgs = 64;
   // `trusted`: add() skips its name comparisons (for a packer whose order was already checked once).
   explicit ArgPack(const Signature& signature, bool trusted = false);
+  ArgPack(Signature&&, bool = false) = delete;  // it keeps a reference: a temporary would dangle
   ArgPack(const ArgPack&);
   ArgPack& operator=(const ArgPack&) = delete;
   // By name; throws Error when the name is unknown or the value's kind does not match.
   ArgPack& set(std::string_view name, const void* pointer);
   ArgPack& set(std::string_view name, int64_t value);
+  ArgPack& set(std::string_view name, int value) { return set(name, int64_t(value)); }
   ArgPack& set(std::string_view name, double value);  // a float32 parameter
   // In order, each naming the next parameter (the fast form the ops use: one comparison each, none
   // once trusted).
@@ -163,20 +165,12 @@ Value operator!=(Value a, Value b);
 Value operator&(Value a, Value b);  // booleans and integers
 Value operator|(Value a, Value b);
 Value operator!(Value a);
+// Every operator above also takes a number on either side.
+#define ROPEJIT_LANG_MIXED_OPERATORS(X) X(+) X(-) X(*) X(/) X(%) X(<) X(<=) X(>) X(>=) X(==) X(!=)
 #define ROPEJIT_LANG_MIXED(op)          \
   Value operator op(Value a, double b); \
   Value operator op(double a, Value b);
-ROPEJIT_LANG_MIXED(+)
-ROPEJIT_LANG_MIXED(-)
-ROPEJIT_LANG_MIXED(*)
-ROPEJIT_LANG_MIXED(/)
-ROPEJIT_LANG_MIXED(%)
-ROPEJIT_LANG_MIXED(<)
-ROPEJIT_LANG_MIXED(<=)
-ROPEJIT_LANG_MIXED(>)
-ROPEJIT_LANG_MIXED(>=)
-ROPEJIT_LANG_MIXED(==)
-ROPEJIT_LANG_MIXED(!=)
+ROPEJIT_LANG_MIXED_OPERATORS(ROPEJIT_LANG_MIXED)
 #undef ROPEJIT_LANG_MIXED
 
 // Options of one global access.
@@ -241,6 +235,8 @@ class Builder {
   // The storage bits, unconverted (copies that must be bit-exact); stored back with store_bits.
   Value load_bits(Value ptr, int width = 1, const Access& access = {});
   void store_bits(Value ptr, Value bits, const Access& access = {});
+  // Storage bits of `dtype` (as load_bits gives them) widened to values, as load would.
+  Value from_bits(Value bits, DType dtype);
 
   // Across the threads of the program: each element of `v` (f32) summed (or maxed) over groups of
   // `lanes` consecutive threads (a power of two; 0: the whole program); every thread of a group gets

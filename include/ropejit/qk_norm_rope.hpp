@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ropejit/rope.hpp"
 
@@ -36,5 +37,8 @@ struct QkNormRopeSpec {
 
 KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
                                    const CosSinTable& table, const QkNorm& norm, const RopeOptions& options);
+
+// The fused op's kernels made ahead of time (see aot.hpp).
+std::vector<PrecompiledKernel> precompile(const QkNormRopeSpec& spec, const std::vector<int>& sms);
 
 }  // namespace ropejit

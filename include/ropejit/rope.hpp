@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ropejit/aot.hpp"
 #include "ropejit/core.hpp"
 
 namespace ropejit {
@@ -67,7 +69,7 @@ struct RopeOptions {
   Backend backend = Backend::cuda;
   // Out of place when set: rotated values and the unchanged part past rotary_dim go here.
   std::optional<TensorView> q_out, k_out;
-  // Cap on threads per program (0 = heuristic); the autotuner's and tests' hook.
+  // Threads per program (0 = heuristic); the autotuner's and tests' hook.
   int threads = 0;
   // Vector width in elements (0 = widest the pointers and strides allow, up to 16 bytes).
   int vector_width = 0;
@@ -128,5 +130,13 @@ struct KernelChoice {
 };
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
                              const CosSinTable& table, const RopeOptions& options);
+
+// A rotating op's config as named values (tuning records), and back (throws Error naming a missing
+// or bad value).
+std::map<std::string, int64_t> config_values(const KernelConfig& config);
+KernelConfig kernel_config_from(const std::map<std::string, int64_t>& values);
+
+// RoPE's kernels made ahead of time (see aot.hpp).
+std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vector<int>& sms);
 
 }  // namespace ropejit

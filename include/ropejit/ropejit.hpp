@@ -5,11 +5,13 @@
 //   rope.hpp          RoPE
 //   qk_norm_rope.hpp  fused per-head QK-RMSNorm + RoPE
 //   aot.hpp           tuning records, precompile, bundles
-//   testing.hpp       fp64 references, device buffers, GPU timing
+//   device.hpp        device buffers, GPU timing
+//   testing.hpp       fp64 references
 #pragma once
 
 #include "ropejit/aot.hpp"
 #include "ropejit/core.hpp"
+#include "ropejit/device.hpp"
 #include "ropejit/language.hpp"
 #include "ropejit/qk_norm_rope.hpp"
 #include "ropejit/rope.hpp"

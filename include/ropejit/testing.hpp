@@ -1,4 +1,4 @@
-// For checking and timing kernels: fp64 references (host memory), device memory, GPU timing.
+// For checking kernels: fp64 references (host memory); with device.hpp (device memory, GPU timing).
 #pragma once
 
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ropejit/device.hpp"
 #include "ropejit/qk_norm_rope.hpp"
 #include "ropejit/rope.hpp"
 
@@ -48,37 +49,5 @@ struct Comparison {
   bool ok() const { return mismatches == 0 && checked > 0; }
 };
 Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref);
-
-// Device memory in the current context (or device `device`'s primary one), for examples, tools and
-// tests. RAII; copies are synchronous.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes, int device = 0);
-  ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& o) noexcept;
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  void* data() const { return reinterpret_cast<void*>(ptr_); }
-  size_t size() const { return bytes_; }
-  void upload(const void* src, size_t bytes, size_t offset = 0);
-  void download(void* dst, size_t bytes, size_t offset = 0) const;
-  void fill(uint8_t byte);
-  // Device-to-device copy of `bytes` from `src` (asynchronous on `stream`).
-  void copy_from(const DeviceBuffer& src, size_t bytes, void* stream = nullptr);
-
- private:
-  uint64_t ptr_ = 0;
-  size_t bytes_ = 0;
-};
-
-// GPU time of `fn` (which enqueues work on `stream`): `warmup` untimed runs, then `reps` runs each
-// between two events. Returns every sample in milliseconds, sorted.
-std::vector<double> time_gpu_ms(const std::function<void()>& fn, int warmup, int reps, void* stream = nullptr);
-// The same through a CUDA graph: fn is captured once on a new stream, then the graph is replayed.
-std::vector<double> time_graph_ms(const std::function<void(void* stream)>& fn, int warmup, int reps);
-void synchronize();
 
 }  // namespace ropejit

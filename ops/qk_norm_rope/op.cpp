@@ -22,9 +22,7 @@ jit::KernelDef kernel_def(const QkNormRopeSpec& spec, const LaunchConfig& config
   jit::KernelDef def;
   def.key = spec.key() + "." + config.key();
   auto params = rope::rotation_params(spec.rope);
-  params.push_back(Arg::pointer("q_weight", spec.weight_dtype, true));
-  params.push_back(Arg::pointer("k_weight", spec.weight_dtype, true));
-  params.push_back(Arg::float32("eps"));
+  for (auto& a : rope::norm_params(spec.weight_dtype)) params.push_back(std::move(a));
   def.signature = Signature(std::move(params));
   def.threads = config.threads;
   if (body) def.body = body(spec, config);
@@ -96,7 +94,7 @@ void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Position
       [&] { return qk_norm_rope::kernel_def(p.spec, choice.config); }, stream);
   ArgPack args = kernel.pack();
   rope::pack_rotation_args(args, p.plan);
-  args.add("q_weight", norm.q_weight).add("k_weight", norm.k_weight).add("eps", float(norm.eps));
+  rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps));
   kernel.packed();
   jit::launch(kernel, options.backend, Grid{p.plan.tokens}, args, stream);
 }

@@ -8,7 +8,22 @@ const char* const kStrides[4][3] = {{"q_in_stride_batch", "q_in_stride_seq", "q_
                                     {"q_out_stride_batch", "q_out_stride_seq", "q_out_stride_head"},
                                     {"k_in_stride_batch", "k_in_stride_seq", "k_in_stride_head"},
                                     {"k_out_stride_batch", "k_out_stride_seq", "k_out_stride_head"}};
+const char* const kWeights[2] = {"q_weight", "k_weight"};
 }  // namespace
+
+const char* const kEpsParam = "eps";
+const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
+const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
+const char* weight_param(int tensor) { return kWeights[tensor]; }
+
+std::vector<Arg> norm_params(DType weight_dtype) {
+  return {Arg::pointer(kWeights[0], weight_dtype, true), Arg::pointer(kWeights[1], weight_dtype, true),
+          Arg::float32(kEpsParam)};
+}
+
+void pack_norm_args(ArgPack& a, const void* q_weight, const void* k_weight, float eps) {
+  a.add(kWeights[0], q_weight).add(kWeights[1], k_weight).add(kEpsParam, eps);
+}
 
 std::vector<Arg> rotation_params(const RopeSpec& spec) {
   // In place the kernel reads and writes through the out pointers only, so each is still noalias.

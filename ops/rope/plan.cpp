@@ -20,6 +20,8 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   Plan plan;
   RopeSpec& spec = plan.spec;
   check_view("q", q);
+  if (q.batch > INT32_MAX / q.seq)
+    throw Error(fmt::format("q: {} x {} tokens exceed the grid's limit of {}", q.batch, q.seq, INT32_MAX));
   if (k) {
     check_view("k", *k);
     check_same_shape("k", *k, "q", q, false);
@@ -52,8 +54,6 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   if (rotary > q.head_dim) throw Error(fmt::format("rotary_dim {} is larger than head_dim {}", rotary, q.head_dim));
   if (q.heads > 4096 || (k && k->heads > 4096)) throw Error("q/k: more than 4096 heads is not supported");
 
-  if (q.batch > INT32_MAX / q.seq)
-    throw Error(fmt::format("q: {} x {} tokens exceed the grid's limit of {}", q.batch, q.seq, INT32_MAX));
   const int64_t tokens = q.batch * q.seq;
 
   // Table

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "ops/rope/reference_rotation.hpp"
 #include "ropejit/rope.hpp"
 #include "ropejit/testing.hpp"
 
@@ -38,8 +39,11 @@ ReferenceTable ReferenceTable::from(const CosSinTable& host) {
   return t;
 }
 
-ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
-                               RopeStyle style, int64_t rotary_dim) {
+namespace rope {
+
+ReferenceResult reference_rotation(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                                   RopeStyle style, int64_t rotary_dim,
+                                   const std::function<void(std::vector<double>& row)>& prepare) {
   if (rotary_dim != table.rotary_dim) throw Error("reference: table rotary_dim differs");
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
   ReferenceResult r;
@@ -59,10 +63,11 @@ ReferenceResult reference_rope(const TensorView& x, const Positions& positions, 
       for (int64_t h = 0; h < x.heads; ++h) {
         int64_t base = b * x.stride_batch + s * x.stride_seq + h * x.stride_head;
         for (int64_t d = 0; d < D; ++d) row[size_t(d)] = load_as_double(x.dtype, x.data, base + d);
+        if (prepare) prepare(row);
         for (int64_t d = 0; d < D; ++d, ++o) {
-          if (d >= R) {
+          if (d >= R) {  // passed through: bit-exact (scale 0) unless `prepare` computed it
             r.value[o] = row[size_t(d)];
-            r.scale[o] = 0;
+            r.scale[o] = prepare ? std::fabs(row[size_t(d)]) : 0;
             continue;
           }
           int64_t i = style == RopeStyle::neox ? d % P : d / 2;
@@ -75,6 +80,13 @@ ReferenceResult reference_rope(const TensorView& x, const Positions& positions, 
       }
     }
   return r;
+}
+
+}  // namespace rope
+
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               RopeStyle style, int64_t rotary_dim) {
+  return rope::reference_rotation(x, positions, table, style, rotary_dim, nullptr);
 }
 
 namespace {

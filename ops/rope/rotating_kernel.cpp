@@ -6,12 +6,14 @@
 // RoPE: L = C lanes; no shared memory, no barriers. With the norm, L is C rounded up to a power of
 // two (lanes past C load a valid chunk, add nothing and store nothing), every lane also loads its
 // share of the part past rotary_dim, and each head's sum of squares is reduced over its L lanes
-// (warp shuffles) before the scale, the weight and the rotation; fp32 throughout, rounded once.
+// (warp shuffles, and shared memory where L > 32) before the scale, the weight and the rotation;
+// fp32 throughout, rounded once.
 #include "ops/rope/rotating_kernel.hpp"
 
 #include <algorithm>
 #include <functional>
 
+#include "ops/rope/params.hpp"
 #include "ops/rope/rotation.hpp"
 
 namespace ropejit::rope {
@@ -52,9 +54,9 @@ class RotatingKernel {
       sin_.push_back(b_.load(b_.param("sin") + at, count, a));
     }
 
-    std::vector<Tensor> tensors = {tensor("q", spec_.q_heads)};
-    if (spec_.k_heads > 0) tensors.push_back(tensor("k", spec_.k_heads));
-    if (norm_) eps_ = b_.param("eps");
+    std::vector<Tensor> tensors = {tensor(0, spec_.q_heads)};
+    if (spec_.k_heads > 0) tensors.push_back(tensor(1, spec_.k_heads));
+    if (norm_) eps_ = b_.param(kEpsParam);
     heads(tensors);
   }
 
@@ -76,14 +78,15 @@ class RotatingKernel {
     std::vector<Value> pass;  // loaded parts past rotary_dim: raw bits (RoPE) or f32 (norm)
   };
 
-  Tensor tensor(const std::string& name, int heads) {
-    // In place reads through the out pointer and strides (they equal the in ones).
-    const std::string in = spec_.in_place ? name + "_out" : name + "_in", out = name + "_out";
-    auto token_offset = [&](const std::string& t) {
-      return batch_ * b_.param(t + "_stride_batch") + seq_ * b_.param(t + "_stride_seq");
+  // Tensor 0 is q, 1 is k. In place reads through the out pointer and strides (they equal the in ones).
+  Tensor tensor(int t, int heads) {
+    const bool in = spec_.in_place;  // read through the out parameters
+    auto token_offset = [&](bool out) {
+      return batch_ * b_.param(stride_param(t, out, 0)) + seq_ * b_.param(stride_param(t, out, 1));
     };
-    return Tensor{b_.param(in),      b_.param(out), token_offset(in), token_offset(out), b_.param(in + "_stride_head"),
-                  b_.param(out + "_stride_head"), heads, norm_ ? b_.param(name + "_weight") : Value()};
+    return Tensor{b_.param(tensor_param(t, in)),     b_.param(tensor_param(t, true)),  token_offset(in),
+                  token_offset(true),                b_.param(stride_param(t, in, 2)), b_.param(stride_param(t, true, 2)),
+                  heads,                             norm_ ? b_.param(weight_param(t)) : Value()};
   }
 
   // The norm's weight at `offset` (width elements), loaded where it is used: weights held from the
