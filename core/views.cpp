@@ -21,6 +21,16 @@ TensorView TensorView::bhsd(void* data, DType dtype, int64_t b, int64_t s, int64
 namespace core {
 
 namespace {
+bool empty(const TensorView& v) { return v.batch == 0 || v.seq == 0; }
+
+// Strides of dimensions of size 1 are never used (as frameworks treat them): 0 here.
+TensorView normalized(TensorView v) {
+  if (v.batch == 1) v.stride_batch = 0;
+  if (v.seq == 1) v.stride_seq = 0;
+  if (v.heads == 1) v.stride_head = 0;
+  return v;
+}
+
 // Element span [0, span) of one token row: its heads and their elements.
 int64_t row_span(const TensorView& v) { return (v.heads - 1) * v.stride_head + v.head_dim; }
 
@@ -40,14 +50,17 @@ void check_view(const char* name, const TensorView& v) {
   if (!v.data) throw Error(fmt::format("{}: null data pointer", name));
   if (!is_float(v.dtype))
     throw Error(fmt::format("{}: dtype {} is not supported: use f32, f16 or bf16", name, dtype_name(v.dtype)));
-  if (v.batch <= 0 || v.seq <= 0 || v.heads <= 0 || v.head_dim <= 0)
-    throw Error(fmt::format("{}: shape [{}, {}, {}, {}] has an empty or negative dimension", name, v.batch, v.seq,
-                            v.heads, v.head_dim));
-  if (v.stride_batch <= 0 || v.stride_seq <= 0 || v.stride_head <= 0)
-    throw Error(fmt::format("{}: strides ({}, {}, {}) must be positive", name, v.stride_batch, v.stride_seq, v.stride_head));
+  // batch or seq 0: an empty call (a serving step with no tokens), valid and a no-op.
+  if (v.batch < 0 || v.seq < 0 || v.heads <= 0 || v.head_dim <= 0)
+    throw Error(fmt::format("{}: shape [{}, {}, {}, {}] has a negative dimension, or no heads or head_dim", name,
+                            v.batch, v.seq, v.heads, v.head_dim));
+  const TensorView n = normalized(v);
+  if ((v.batch > 1 && n.stride_batch <= 0) || (v.seq > 1 && n.stride_seq <= 0) || (v.heads > 1 && n.stride_head <= 0))
+    throw Error(fmt::format("{}: strides ({}, {}, {}) must be positive (where the dimension is larger than 1)", name,
+                            v.stride_batch, v.stride_seq, v.stride_head));
   const int64_t limit = int64_t(1) << 46;  // element indices stay far from overflowing 64-bit byte offsets
-  if (v.batch > limit || v.seq > limit || v.heads > limit || v.head_dim > limit || v.stride_batch > limit ||
-      v.stride_seq > limit || v.stride_head > limit)
+  if (v.batch > limit || v.seq > limit || v.heads > limit || v.head_dim > limit || n.stride_batch > limit ||
+      n.stride_seq > limit || n.stride_head > limit)
     throw Error(fmt::format("{}: a dimension or stride is beyond 2^46", name));
   if (reinterpret_cast<uintptr_t>(v.data) % uintptr_t(dtype_size(v.dtype)))
     throw Error(fmt::format("{}: data pointer {} is not aligned to its {}-byte elements", name, v.data, dtype_size(v.dtype)));
@@ -56,8 +69,9 @@ void check_view(const char* name, const TensorView& v) {
     const char* what;
     int64_t extent, stride;
   };
-  std::array<Dim, 3> dims = {Dim{"head", v.heads, v.stride_head}, Dim{"seq", v.seq, v.stride_seq},
-                             Dim{"batch", v.batch, v.stride_batch}};
+  if (empty(v)) return;
+  std::array<Dim, 3> dims = {Dim{"head", v.heads, n.stride_head}, Dim{"seq", v.seq, n.stride_seq},
+                             Dim{"batch", v.batch, n.stride_batch}};
   // Three elements: an insertion sort, stable, with no allocation (std::stable_sort may allocate).
   for (size_t i = 1; i < dims.size(); ++i)
     for (size_t j = i; j > 0 && dims[j].stride < dims[j - 1].stride; --j) std::swap(dims[j], dims[j - 1]);
@@ -84,7 +98,9 @@ void check_same_shape(const char* name, const TensorView& v, const char* ref_nam
                             v.heads, v.head_dim, ref_name, ref.batch, ref.seq, ref.heads, ref.head_dim));
 }
 
-bool may_overlap(const TensorView& a, const TensorView& b) {
+bool may_overlap(const TensorView& a0, const TensorView& b0) {
+  if (empty(a0) || empty(b0)) return false;
+  const TensorView a = normalized(a0), b = normalized(b0);
   auto [alo, ahi] = extent(a);
   auto [blo, bhi] = extent(b);
   if (!(alo < bhi && blo < ahi)) return false;
@@ -104,6 +120,10 @@ bool may_overlap(const TensorView& a, const TensorView& b) {
   const int64_t n_in = batch_outer ? a.seq : a.batch, s_in = batch_outer ? a.stride_seq : a.stride_batch;
   for (int64_t i = -(n_out - 1); i <= n_out - 1; ++i) {
     const int64_t base = i * s_out;
+    if (n_in == 1) {  // one step only (its stride is 0)
+      if (lo <= base && base <= hi) return true;
+      continue;
+    }
     const int64_t j_lo = std::max(-(n_in - 1), ceil_div(lo - base, s_in));
     const int64_t j_hi = std::min(n_in - 1, floor_div(hi - base, s_in));
     if (j_lo <= j_hi) return true;
@@ -118,7 +138,8 @@ void check_disjoint(const char* a_name, const TensorView& a, const char* b_name,
                             a_name, b_name));
 }
 
-int view_width(const TensorView& v) {
+int view_width(const TensorView& v0) {
+  const TensorView v = normalized(v0);
   int esize = dtype_size(v.dtype);
   int w = 16 / esize;
   auto ok = [&](int w) {

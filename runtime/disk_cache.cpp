@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <vector>
 
@@ -67,7 +69,19 @@ DiskCache DiskCache::from_env() {
   const char* mode = std::getenv("ROPEJIT_CACHE");
   if (mode && std::string(mode) == "off") return DiskCache("");
   uint64_t max = uint64_t(1) << 30;
-  if (const char* m = std::getenv("ROPEJIT_CACHE_MAX_BYTES"); m && *m) max = std::strtoull(m, nullptr, 10);
+  if (const char* m = std::getenv("ROPEJIT_CACHE_MAX_BYTES"); m && *m) {
+    // Digits only: "1k" or "abc" must not read as 0 (which would evict everything).
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(m, &end, 10);
+    if (*end || errno || m[0] == '-') {
+      static bool said = false;
+      if (!said) std::fprintf(stderr, "ropejit: ROPEJIT_CACHE_MAX_BYTES=%s is not a byte count; using %llu\n", m, (unsigned long long)max);
+      said = true;
+    } else {
+      max = v;
+    }
+  }
   return DiskCache(cache_directory(), max);
 }
 

@@ -184,3 +184,21 @@ TEST_CASE("cache keys cover what changes the bytes") {
   CHECK(k != test::rope_ptx_key(s, c, {90, 84}));
   CHECK(k != test::rope_ptx_key(s, rope::LaunchConfig{128, 8, 2}, {90, 85}));
 }
+
+TEST_CASE("ROPEJIT_CACHE_MAX_BYTES that is not a byte count keeps the default bound (never 0)") {
+  TempDir tmp;
+  ::setenv("ROPEJIT_CACHE_DIR", tmp.path.c_str(), 1);
+  ::unsetenv("ROPEJIT_CACHE");
+  for (const char* bad : {"1k", "abc", "-5"}) {
+    ::setenv("ROPEJIT_CACHE_MAX_BYTES", bad, 1);
+    auto cache = DiskCache::from_env();
+    cache.store(std::string("key.") + bad, 0, CacheEntry{"ptx text", ""});
+    CHECK(cache.load_ptx(std::string("key.") + bad).has_value());  // not evicted by a bound of 0
+  }
+  ::setenv("ROPEJIT_CACHE_MAX_BYTES", "1", 1);  // a real, tiny bound still evicts
+  auto tiny = DiskCache::from_env();
+  tiny.store("key.tiny", 0, CacheEntry{"ptx text", ""});
+  CHECK(tiny.total_bytes() == 0);
+  ::unsetenv("ROPEJIT_CACHE_MAX_BYTES");
+  ::unsetenv("ROPEJIT_CACHE_DIR");
+}

@@ -1,6 +1,7 @@
 // Every bad input gets a ropejit::Error that names the problem, and nothing is written.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -212,4 +213,56 @@ TEST_CASE("views into one fused QKV buffer are accepted and rotated correctly, i
   CHECK_THROWS_WITH_AS(apply_rope(q, &k_bad, Positions::contiguous(2), table.view(), o3), doctest::Contains("k and q share elements"), Error);
   o2.q_out = view(both.data(), 2 * Hq * D, Hq - 1, Hq);
   CHECK_THROWS_WITH_AS(apply_rope(qa, nullptr, Positions::contiguous(0), table.view(), o2), doctest::Contains("q_out and q share elements"), Error);
+}
+
+TEST_CASE("errors: out-of-range enums, infinite theta, huge tables are refused") {
+  { Setup s; s.opt.style = static_cast<RopeStyle>(9); CHECK_REJECTS(s, s.run(), "style 9"); }
+  { Setup s; s.opt.backend = static_cast<Backend>(5); CHECK_REJECTS(s, s.run(), "backend 5"); }
+  CHECK_THROWS_WITH_AS(RopeTable(Backend::host, 8, 8, INFINITY), doctest::Contains("theta inf"), Error);
+  CHECK_THROWS_WITH_AS(RopeTable(Backend::host, int64_t(1) << 56, 128), doctest::Contains("too large"), Error);
+  CHECK_THROWS_WITH_AS(ReferenceTable::exact(int64_t(1) << 56, 128, 1e4), doctest::Contains("out of range"), Error);
+  { Setup s; s.pos = Positions::contiguous(-1); CHECK_REJECTS(s, s.run(), "offset -1 is negative"); }
+}
+
+TEST_CASE("empty steps (seq 0 or batch 0) are checked and run nothing; strides of size-1 dimensions are ignored") {
+  {
+    Setup s;
+    s.q.view.seq = s.k.view.seq = 0;
+    CHECK_NOTHROW(s.run());
+    CHECK(s.untouched());
+    s.q.view.dtype = DType::i32;  // everything else is still checked
+    CHECK_THROWS_WITH_AS(s.run(), doctest::Contains("q: dtype i32"), Error);
+  }
+  {
+    Setup s;
+    s.q.view.batch = s.k.view.batch = 0;
+    CHECK_NOTHROW(s.run());
+    CHECK(s.untouched());
+  }
+  // Decode: seq 1 with a stride nobody uses (0, or odd): accepted, and the vector width stays 16 bytes.
+  HostTensor q(Layout::bshd, DType::bf16, 4, 1, 8, 64), k(Layout::bshd, DType::bf16, 4, 1, 2, 64);
+  std::mt19937_64 rng(5);
+  q.fill_random(rng);
+  k.fill_random(rng);
+  RopeTable table(Backend::host, 64, 64);
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  auto qv = q.view, kv = k.view;
+  qv.stride_seq = 3;
+  kv.stride_seq = 0;
+  CHECK(describe_kernel(qv, &kv, Positions::contiguous(2), table.view(), opt).config.vector_width == 8);
+  auto ref = reference_rope(q.view, Positions::contiguous(2), ReferenceTable::from(table.view()), RopeStyle::neox, 64);
+  REQUIRE_NOTHROW(apply_rope(qv, &kv, Positions::contiguous(2), table.view(), opt));
+  CHECK(compare_to_reference(q.view, ref).ok());
+}
+
+TEST_CASE("compare_to_reference checks the reference's size; equal infinities and NaN against NaN match") {
+  std::vector<float> out = {INFINITY, NAN, 1.0f};
+  auto v = TensorView::bshd(out.data(), DType::f32, 1, 1, 1, 3);
+  ReferenceResult ref;
+  ref.value = {INFINITY, NAN, 1.0};
+  ref.scale = {0, 0, 0};
+  CHECK(compare_to_reference(v, ref).ok());
+  ref.value.pop_back();
+  CHECK_THROWS_WITH_AS(compare_to_reference(v, ref), doctest::Contains("the reference has 2 values"), Error);
 }

@@ -491,6 +491,41 @@ TEST_CASE("gpu: reductions over 8, 32, 64 lanes and the whole program equal the 
   }
 }
 
+TEST_CASE("gpu: a second context on device 0 gets its own loaded kernel; both compute correctly" *
+          doctest::skip(no_gpu())) {
+  const auto& d = runtime::driver();
+  if (!d.cuCtxCreate || !d.cuCtxDestroy || !d.cuCtxPushCurrent || !d.cuCtxPopCurrent) {
+    MESSAGE("SKIPPED: the driver has no cuCtxCreate/cuCtxDestroy/cuCtxPushCurrent/cuCtxPopCurrent");
+    return;
+  }
+  Case c;
+  c.head_dim = c.rotary_dim = 72;  // a spec no other test uses
+  c.q_heads = 5;
+  c.k_heads = 1;
+  check_case(c, 71);  // primary context: built and loaded there
+  CUdevice dev = 0;
+  runtime::check(d.cuDeviceGet(&dev, 0), "cuDeviceGet");
+  CUctxCreateParams params{};
+  CUcontext second = nullptr;
+  runtime::check(d.cuCtxCreate(&second, &params, 0, dev), "cuCtxCreate");
+  runtime::check(d.cuCtxPushCurrent(second), "cuCtxPushCurrent");
+  auto before = stats();
+  check_case(c, 72);  // the second context: a miss there, its own load, right results
+  auto after = stats();
+  CHECK(after.memory_misses == before.memory_misses + 1);
+  CHECK(after.modules_loaded == before.modules_loaded + 1);
+  check_case(c, 73);  // and a hit the second time
+  CHECK(stats().memory_hits == after.memory_hits + 1);
+  CUcontext popped = nullptr;
+  runtime::check(d.cuCtxPopCurrent(&popped), "cuCtxPopCurrent");
+  CHECK(popped == second);
+  runtime::check(d.cuCtxDestroy(second), "cuCtxDestroy");
+  auto s0 = stats();
+  check_case(c, 74);  // back in the primary context: its own kernel, still loaded and right
+  CHECK(stats().memory_hits == s0.memory_hits + 1);
+  CHECK(stats().modules_loaded == s0.modules_loaded);
+}
+
 int main(int argc, char** argv) {
   g_self = argv[0];
   if (argc > 1 && std::string(argv[1]) == "--cache-child") return cache_child();

@@ -89,6 +89,7 @@ void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Position
   auto choice = rope::choose_config(p.plan, options, qk_norm_rope::rules(p.spec),
                                     [&] { return jit::tuning_device(options.backend, options.device); },
                                     where.l2_bytes);
+  if (p.plan.tokens == 0) return;  // an empty step: everything checked, nothing to run
   const auto& kernel = qk_norm_rope::cache().get(
       options.backend, where.ctx, {p.spec, choice.config},
       [&] { return qk_norm_rope::kernel_def(p.spec, choice.config); }, stream);

@@ -71,6 +71,7 @@ void apply_rope(const TensorView& q, const TensorView* k, const Positions& posit
   auto choice = rope::choose_config(plan, options, rope::rope_rules(plan.spec),
                                     [&] { return jit::tuning_device(options.backend, options.device); },
                                     where.l2_bytes);
+  if (plan.tokens == 0) return;  // an empty step: everything checked, nothing to run
   const auto& kernel = rope::rope_cache().get(
       options.backend, where.ctx, rope::SpecConfig{plan.spec, choice.config},
       [&] { return rope::rope_kernel_def(plan.spec, choice.config); }, stream);

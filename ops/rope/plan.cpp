@@ -19,8 +19,12 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
                const RopeOptions& options) {
   Plan plan;
   RopeSpec& spec = plan.spec;
+  if (options.style != RopeStyle::neox && options.style != RopeStyle::gptj)
+    throw Error(fmt::format("style {} is neither neox nor gptj", int(options.style)));
+  if (options.backend != Backend::cuda && options.backend != Backend::host)
+    throw Error(fmt::format("backend {} is neither cuda nor host", int(options.backend)));
   check_view("q", q);
-  if (q.batch > INT32_MAX / q.seq)
+  if (q.seq > 0 && q.batch > INT32_MAX / q.seq)
     throw Error(fmt::format("q: {} x {} tokens exceed the grid's limit of {}", q.batch, q.seq, INT32_MAX));
   if (k) {
     check_view("k", *k);
@@ -80,7 +84,9 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
                                   table.max_position));
       }
     }
-  } else if (positions.offset < 0 || positions.offset > table.max_position - q.seq) {  // no overflow
+  } else if (positions.offset < 0) {
+    throw Error(fmt::format("positions: offset {} is negative", positions.offset));
+  } else if (positions.offset > table.max_position - q.seq) {  // no overflow
     throw Error(fmt::format("positions: offset {} + seq {} runs past the table's max_position {}", positions.offset,
                             q.seq, table.max_position));
   }

@@ -10,6 +10,8 @@
 namespace ropejit {
 
 ReferenceTable ReferenceTable::exact(int64_t max_position, int64_t rotary_dim, double theta) {
+  if (max_position <= 0 || rotary_dim <= 0 || rotary_dim % 2 || max_position > (int64_t(1) << 36) / rotary_dim)
+    throw Error(fmt::format("reference table: max_position {} and rotary_dim {} are out of range", max_position, rotary_dim));
   ReferenceTable t;
   t.max_position = max_position;
   t.rotary_dim = rotary_dim;
@@ -102,6 +104,9 @@ double half_ulp(DType t, double v) {
 
 Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref) {
   Comparison c;
+  const size_t n = size_t(out.batch * out.seq * out.heads * out.head_dim);
+  if (ref.value.size() != n || ref.scale.size() != n)
+    throw Error(fmt::format("compare_to_reference: the reference has {} values, the view {} elements", ref.value.size(), n));
   const int64_t D = out.head_dim;
   size_t o = 0;
   for (int64_t b = 0; b < out.batch; ++b)
@@ -113,7 +118,8 @@ Comparison compare_to_reference(const TensorView& out, const ReferenceResult& re
           double tol = ref.scale[o] == 0 ? 0 : ref.relative * ref.scale[o] + half_ulp(out.dtype, std::max(std::fabs(want), std::fabs(got)));
           double err = std::fabs(got - want);
           ++c.checked;
-          bool bad = !(err <= tol);  // NaN fails
+          const bool same = (std::isnan(got) && std::isnan(want)) || got == want;  // equal infinities too
+          bool bad = !same && !(err <= tol);  // NaN against a number fails
           if (!bad && tol > 0) c.max_error_in_tolerances = std::max(c.max_error_in_tolerances, err / tol);
           if (bad) {
             if (c.mismatches++ == 0)

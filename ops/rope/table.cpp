@@ -1,6 +1,7 @@
 // The cos/sin table: angles and their cos/sin in fp64 on the host, rounded once to the table dtype.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ropejit/rope.hpp"
@@ -16,7 +17,13 @@ RopeTable::RopeTable(Backend backend, int64_t max_position, int64_t rotary_dim, 
     : backend_(backend) {
   if (max_position <= 0) throw Error(fmt::format("table: max_position {} must be positive", max_position));
   if (rotary_dim <= 0 || rotary_dim % 2) throw Error(fmt::format("table: rotary_dim {} must be even and positive", rotary_dim));
-  if (!(theta > 1.0)) throw Error(fmt::format("table: theta {} must be greater than 1", theta));
+  if (!(theta > 1.0) || !std::isfinite(theta))
+    throw Error(fmt::format("table: theta {} must be finite and greater than 1", theta));
+  if (backend != Backend::cuda && backend != Backend::host)
+    throw Error(fmt::format("table: backend {} is neither cuda nor host", int(backend)));
+  // Sizes that overflow, or a table past 2^40 bytes, are refused before anything is allocated.
+  if (max_position > (int64_t(1) << 40) / std::max<int64_t>(1, rotary_dim / 2 * 8))
+    throw Error(fmt::format("table: max_position {} x rotary_dim {} is too large", max_position, rotary_dim));
   if (dtype != DType::f32 && dtype != DType::bf16)
     throw Error(fmt::format("table: dtype {} is not supported: use f32 or bf16", dtype_name(dtype)));
   const int64_t half = rotary_dim / 2;
