@@ -37,7 +37,7 @@ int run_startup() {
   if (s.kernels_generated)
     fmt::print("  LLVM IR -> PTX (O3 + NVPTX): {:.2f} ms\n  driver PTX -> cubin (cuLink, the PTX JIT): {:.2f} ms\n",
                s.last_codegen_ms, s.last_link_ms);
-  fmt::print("  module load (cuModuleLoadDataEx of the cubin): {:.3f} ms\n", s.last_load_ms);
+  fmt::print("  code load (the cubin loaded, its kernel resolved in the context): {:.3f} ms\n", s.last_load_ms);
   // Enqueue cost: bursts short enough that the launch queue never fills, so the GPU's pace does
   // not show; the median burst.
   const int burst = 256;
