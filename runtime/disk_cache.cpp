@@ -57,7 +57,8 @@ std::optional<CacheEntry> decode_entry(const std::string& bytes, const std::stri
   unsigned int sum = 0;
   std::string sizes = bytes.substr(b + 1, c - b - 1);
   if (std::sscanf(sizes.c_str(), "%llu %llu %x", &ptx_size, &cubin_size, &sum) != 3) return std::nullopt;
-  if (bytes.size() - (c + 1) != ptx_size + cubin_size) return std::nullopt;  // truncated or padded
+  const unsigned long long rest = bytes.size() - (c + 1);
+  if (ptx_size > rest || cubin_size != rest - ptx_size) return std::nullopt;  // truncated, padded, or sizes that wrap
   CacheEntry e{bytes.substr(c + 1, ptx_size), bytes.substr(c + 1 + ptx_size, cubin_size)};
   if (crc(e.ptx, e.cubin) != sum) return std::nullopt;  // corrupted
   return e;

@@ -202,3 +202,11 @@ TEST_CASE("ROPEJIT_CACHE_MAX_BYTES that is not a byte count keeps the default bo
   ::unsetenv("ROPEJIT_CACHE_MAX_BYTES");
   ::unsetenv("ROPEJIT_CACHE_DIR");
 }
+
+TEST_CASE("cache entries: a crafted header whose sizes wrap around reads as a miss") {
+  auto good = encode_entry("k", CacheEntry{"abc", "de"});
+  auto first = good.find('\n'), second = good.find('\n', first + 1), third = good.find('\n', second + 1);
+  std::string crafted = good.substr(0, second + 1) + "18446744073709551615 6 0" + good.substr(third);
+  CHECK_FALSE(decode_entry(crafted, "k").has_value());
+  CHECK(decode_entry(good, "k").has_value());
+}

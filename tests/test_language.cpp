@@ -485,7 +485,7 @@ TEST_CASE("language: casts (i64 <-> f32, i32 <-> i64, f32 -> i32), udiv/urem/ult
     // f32 -> i32 only where it fits (out of range is undefined, as in C).
     const bool fits = f >= -2147483648.0f && f < 2147483648.0f;
     const int32_t es[kI32] = {int32_t(uint32_t(uint64_t(a))), fits ? int32_t(f) : out_s[size_t(n + j)], s / -3, s % 7,
-                              s * 3 - 5};
+                              int32_t(uint32_t(int64_t(s) * 3 - 5))};
     for (int o = 0; o < kI32; ++o)
       CHECK_MESSAGE(out_s[size_t(o * n + j)] == es[o],
                     ns[o] << " at " << j << ": got " << out_s[size_t(o * n + j)] << ", expected " << es[o]);

@@ -142,9 +142,13 @@ int main(int argc, char** argv) {
                               {"graph_us", m.graph_us}, {"config", m.config.key()}, {"bytes", c.bytes()}});
       series[c.series()].push_back({double(c.tokens()), 100 * m.fraction});
     }
-    if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
-    if (!plot_path.empty())
-      std::ofstream(plot_path) << plot_svg(series, fmt::format("ropejit RoPE on {} (copy {:.0f} GB/s)", info.name, copy));
+    auto write = [](const std::string& path, const std::string& text) {
+      std::ofstream f(path);
+      f << text;
+      if (!f.flush()) throw Error(ErrorKind::io, "cannot write " + path);
+    };
+    if (!json_path.empty()) write(json_path, out.dump(2) + "\n");
+    if (!plot_path.empty()) write(plot_path, plot_svg(series, fmt::format("ropejit on {} (copy {:.0f} GB/s)", info.name, copy)));
     return 0;
   } catch (const Error& e) {
     fmt::print(stderr, "ropejit-bench: {}\n", e.what());
