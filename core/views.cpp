@@ -5,16 +5,31 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 
 namespace ropejit {
 
+namespace {
+// The product of a contiguous layout's extents, or an Error where it overflows (or one is negative).
+int64_t checked_product(std::initializer_list<int64_t> xs) {
+  int64_t p = 1;
+  for (int64_t x : xs)
+    if (x < 0 || __builtin_mul_overflow(p, x, &p))
+      throw Error(fmt::format("TensorView: a negative size, or a size whose product overflows 64 bits"));
+  return p;
+}
+}  // namespace
+
 TensorView TensorView::bshd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
+  checked_product({b, s, h, d});
   return TensorView{data, dtype, b, s, h, d, s * h * d, h * d, d};
 }
 TensorView TensorView::sbhd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
+  checked_product({b, s, h, d});
   return TensorView{data, dtype, b, s, h, d, h * d, b * h * d, d};
 }
 TensorView TensorView::bhsd(void* data, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
+  checked_product({b, s, h, d});
   return TensorView{data, dtype, b, s, h, d, h * s * d, d, s * d};
 }
 

@@ -266,3 +266,15 @@ TEST_CASE("compare_to_reference checks the reference's size; equal infinities an
   ref.value.pop_back();
   CHECK_THROWS_WITH_AS(compare_to_reference(v, ref), doctest::Contains("the reference has 2 values"), Error);
 }
+
+TEST_CASE("errors: specs past 4096 heads, and contiguous views whose size overflows") {
+  RopeSpec s;
+  s.q_heads = 100000;
+  CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("q heads 100000"), Error);
+  s.q_heads = 32;
+  s.k_heads = 5000;
+  CHECK_THROWS_WITH_AS(s.validate(), doctest::Contains("k heads 5000"), Error);
+  CHECK_THROWS_WITH_AS(TensorView::bshd(nullptr, DType::bf16, int64_t(1) << 40, int64_t(1) << 20, 32, 128),
+                       doctest::Contains("overflows"), Error);
+  CHECK_THROWS_WITH_AS(TensorView::bhsd(nullptr, DType::bf16, -1, 4, 4, 4), doctest::Contains("negative"), Error);
+}

@@ -21,6 +21,16 @@ RopeStyle parse_style(const std::string& s) {
   if (s == "gptj") return RopeStyle::gptj;
   throw Error("unknown style " + s + " (neox, gptj)");
 }
+// A whole number in [lo, hi], every character a digit (no "32/", no "abc", no overflow).
+int parse_count(const std::string& s, const char* what, int lo, int hi) {
+  int64_t v = 0;
+  if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+    throw Error(fmt::format("--heads: {} '{}' is not a whole number", what, s));
+  v = std::stoll(s);
+  if (v < lo || v > hi) throw Error(fmt::format("--heads: {} {} is outside [{}, {}]", what, v, lo, hi));
+  return int(v);
+}
+
 Case with_tokens(Case c, int64_t tokens) {
   c.decode = tokens == 64;
   c.batch = c.decode ? 64 : 1;
@@ -98,10 +108,12 @@ std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::ve
             Case c;
             c.op = op(o).name;
             c.dtype = parse_dtype(d);
+            if (hd < 2 || hd > 512 || hd % 2) throw Error(fmt::format("--head-dim {}: an even number from 2 to 512", hd));
+            if (t < 1 || t > (int64_t(1) << 24)) throw Error(fmt::format("--tokens {}: from 1 to 2^24", t));
             c.head_dim = hd;
             auto slash = h.find('/');
-            c.q_heads = std::stoi(h.substr(0, slash));
-            c.k_heads = slash == std::string::npos ? 0 : std::stoi(h.substr(slash + 1));
+            c.q_heads = parse_count(h.substr(0, slash), "q heads", 1, 4096);
+            c.k_heads = slash == std::string::npos ? 0 : parse_count(h.substr(slash + 1), "k heads", 0, 4096);
             c.style = parse_style(s);
             out.push_back(with_tokens(c, t));
           }

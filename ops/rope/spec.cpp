@@ -32,8 +32,8 @@ void RopeSpec::validate() const {
     throw Error(fmt::format("q/k dtype {} is not supported: use f32, f16 or bf16", dtype_name(dtype)));
   if (table_dtype != DType::f32 && table_dtype != DType::bf16)
     throw Error(fmt::format("cos/sin table dtype {} is not supported: use f32 or bf16", dtype_name(table_dtype)));
-  if (q_heads <= 0) throw Error(fmt::format("q heads {} must be positive", q_heads));
-  if (k_heads < 0) throw Error(fmt::format("k heads {} must not be negative", k_heads));
+  if (q_heads <= 0 || q_heads > 4096) throw Error(fmt::format("q heads {} must be from 1 to 4096", q_heads));
+  if (k_heads < 0 || k_heads > 4096) throw Error(fmt::format("k heads {} must be from 0 to 4096", k_heads));
 }
 
 std::string KernelConfig::key() const {
