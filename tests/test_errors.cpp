@@ -153,6 +153,7 @@ TEST_CASE("errors: views that reach one element twice, offsets that overflow, nu
   { Setup s; s.pos = Positions::contiguous(INT64_MAX - 1); CHECK_REJECTS(s, s.run(), "runs past the table"); }
   { Setup s; s.pos = Positions::from_ids(nullptr, DType::i32); CHECK_REJECTS(s, s.run(), "null ids pointer"); }
   { Setup s; s.q.view.seq = int64_t(1) << 50; CHECK_REJECTS(s, s.run(), "beyond 2^46"); }
+  { Setup s; s.q.view.stride_batch = INT64_MAX / 2; CHECK_REJECTS(s, s.run(), "beyond 2^46"); }
 }
 
 TEST_CASE("errors carry a kind") {
