@@ -1,6 +1,7 @@
 #include "jit/kernel_def.hpp"
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #ifndef ROPEJIT_LLVM_VERSION
 #error "ROPEJIT_LLVM_VERSION must name the LLVM the generator is built with"
@@ -16,16 +17,13 @@ std::string KernelDef::symbol() const {
 }
 
 namespace {
-// FNV-1a over the signature's every fact (names, kinds, dtypes, flags): a user kernel's key names its
-// body's version, but not the parameters it was built for.
+// zlib's CRC-32 over the signature's every fact (names, kinds, dtypes, flags): a user kernel's key names
+// its body's version, but not the parameters it was built for.
 uint32_t signature_hash(const Signature& sig) {
-  uint32_t h = 2166136261u;
-  auto mix = [&](const std::string& s) {
-    for (unsigned char c : s) h = (h ^ c) * 16777619u;
-  };
+  std::string facts;
   for (const auto& a : sig.args())
-    mix(fmt::format("{}:{}:{}:{}:{};", a.name, int(a.kind), int(a.dtype), int(a.readonly), int(a.noalias)));
-  return h;
+    facts += fmt::format("{}:{}:{}:{}:{};", a.name, int(a.kind), int(a.dtype), int(a.readonly), int(a.noalias));
+  return uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(facts.data()), uInt(facts.size())));
 }
 }  // namespace
 

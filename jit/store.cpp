@@ -131,6 +131,8 @@ void launch(const CompiledKernel& k, Backend backend, Grid grid, ArgPack& args, 
   if (args.signature().size() != k.signature.size())
     throw Error(ErrorKind::internal,
                 fmt::format("{} arguments for a kernel of {}", args.signature().size(), k.signature.size()));
+  if (!k.packing_checked.load(std::memory_order_relaxed))  // written once, not on every launch
+    k.packing_checked.store(true, std::memory_order_relaxed);
   if (backend == Backend::host) {
     k.host(args.pointers(), grid.x, grid.y, grid.z);
     return;

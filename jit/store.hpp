@@ -42,7 +42,6 @@ struct CompiledKernel {
   // comparisons (the packer is fixed code, so its order cannot change).
   mutable std::atomic<bool> packing_checked{false};
   ArgPack pack() const { return ArgPack(signature, packing_checked.load(std::memory_order_relaxed)); }
-  void packed() const { packing_checked.store(true, std::memory_order_relaxed); }
 };
 
 // Loads the kernel's code for the current context through bundle -> disk -> generation.
@@ -52,7 +51,11 @@ runtime::Module obtain_module(const KernelDef& def, const codegen::PtxTarget& ta
 // a graph) the loaded code in the current context.
 CompiledKernel compile_for(Backend backend, const KernelDef& def, void* stream);
 
-// Runs it over `grid` with `args` (checked against the kernel's parameter count).
+// Counts an in-memory hit (built false) or miss in stats().
+void record_memory(bool built);
+
+// Runs it over `grid` with `args` (checked against the kernel's parameter count). The first launch
+// marks the kernel's packing as checked: later packs from the same (fixed) packer skip the names.
 void launch(const CompiledKernel& kernel, Backend backend, Grid grid, ArgPack& args, void* stream);
 
 // Where a call runs: the context made current for it (null on the host backend) and its device's L2
@@ -75,7 +78,7 @@ class KernelCache {
     bool built = false;
     const CompiledKernel& k = cache_.get(
         Entry{backend, ctx, key}, [&] { return compile_for(backend, make(), stream); }, &built);
-    note_memory(built);
+    record_memory(built);
     return k;
   }
 
@@ -91,14 +94,7 @@ class KernelCache {
       return KeyHash()(e.key) ^ (std::hash<void*>()(e.ctx) * 31 + size_t(e.backend));
     }
   };
-  static void note_memory(bool built);
   runtime::OnceCache<Entry, CompiledKernel, EntryHash> cache_;
 };
-
-void record_memory(bool built);
-template <typename Key, typename KeyHash>
-void KernelCache<Key, KeyHash>::note_memory(bool built) {
-  record_memory(built);
-}
 
 }  // namespace ropejit::jit

@@ -46,7 +46,6 @@ using EventHandle = Owned<CUevent, &DriverApi::cuEventDestroy>;
 using StreamHandle = Owned<CUstream, &DriverApi::cuStreamDestroy>;
 using GraphHandle = Owned<CUgraph, &DriverApi::cuGraphDestroy>;
 using GraphExecHandle = Owned<CUgraphExec, &DriverApi::cuGraphExecDestroy>;
-using MemoryHandle = Owned<CUdeviceptr, &DriverApi::cuMemFree>;
 using PrimaryContextHandle = Owned<CUdevice, &DriverApi::cuDevicePrimaryCtxRelease>;
 using ContextHandle = Owned<CUcontext, &DriverApi::cuCtxDestroy>;
 

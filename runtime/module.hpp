@@ -20,7 +20,6 @@ class Module {
   Module() = default;
 
   CUfunction function() const { return function_; }
-  bool context_independent() const { return bool(library_); }
 
  private:
   LibraryHandle library_;

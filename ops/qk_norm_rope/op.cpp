@@ -9,6 +9,7 @@
 #include "jit/store.hpp"
 #include "ops/rope/op.hpp"
 #include "ops/rope/params.hpp"
+#include "ops/rope/run.hpp"
 
 namespace ropejit {
 
@@ -85,29 +86,17 @@ jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash>& cache() {
 void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                         const QkNorm& norm, const RopeOptions& options, void* stream) {
   auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
-  auto where = jit::call_device(options.backend, options.device);
-  auto choice = rope::choose_config(p.plan, options, qk_norm_rope::rules(p.spec),
-                                    [&] { return jit::tuning_device(options.backend, options.device); },
-                                    where.l2_bytes);
-  if (p.plan.tokens == 0) return;  // an empty step: everything checked, nothing to run
-  const auto& kernel = qk_norm_rope::cache().get(
-      options.backend, where.ctx, {p.spec, choice.config},
-      [&] { return qk_norm_rope::kernel_def(p.spec, choice.config); }, stream);
-  ArgPack args = kernel.pack();
-  rope::pack_rotation_args(args, p.plan);
-  rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps));
-  kernel.packed();
-  jit::launch(kernel, options.backend, Grid{p.plan.tokens}, args, stream);
+  rope::run_rotating(
+      p.plan, options, qk_norm_rope::rules(p.spec), qk_norm_rope::cache(),
+      [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
+      [&](const KernelConfig& c) { return qk_norm_rope::kernel_def(p.spec, c); },
+      [&](ArgPack& args) { rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps)); }, stream);
 }
 
 KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
                                    const CosSinTable& table, const QkNorm& norm, const RopeOptions& options) {
   auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
-  auto rules = qk_norm_rope::rules(p.spec);
-  auto choice = rope::choose_config(p.plan, options, rules,
-                                    [&] { return jit::tuning_device(options.backend, options.device); },
-                                    jit::call_device(options.backend, options.device).l2_bytes);
-  return KernelChoice{p.spec.key(), choice.config, choice.source, rope::candidate_configs(p.plan, rules)};
+  return rope::describe_rotating(p.plan, options, qk_norm_rope::rules(p.spec));
 }
 
 std::vector<PrecompiledKernel> precompile(const QkNormRopeSpec& spec, const std::vector<int>& sms) {

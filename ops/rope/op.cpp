@@ -5,6 +5,7 @@
 
 #include "jit/precompile.hpp"
 #include "ops/rope/params.hpp"
+#include "ops/rope/run.hpp"
 #include "ropejit/aot.hpp"
 
 namespace ropejit {
@@ -67,28 +68,16 @@ jit::KernelCache<SpecConfig, SpecConfigHash>& rope_cache() {
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                 const RopeOptions& options, void* stream) {
   auto plan = rope::make_plan(q, k, positions, table, options);
-  auto where = jit::call_device(options.backend, options.device);
-  auto choice = rope::choose_config(plan, options, rope::rope_rules(plan.spec),
-                                    [&] { return jit::tuning_device(options.backend, options.device); },
-                                    where.l2_bytes);
-  if (plan.tokens == 0) return;  // an empty step: everything checked, nothing to run
-  const auto& kernel = rope::rope_cache().get(
-      options.backend, where.ctx, rope::SpecConfig{plan.spec, choice.config},
-      [&] { return rope::rope_kernel_def(plan.spec, choice.config); }, stream);
-  ArgPack args = kernel.pack();
-  rope::pack_rotation_args(args, plan);
-  kernel.packed();
-  jit::launch(kernel, options.backend, Grid{plan.tokens}, args, stream);
+  rope::run_rotating(
+      plan, options, rope::rope_rules(plan.spec), rope::rope_cache(),
+      [&](const rope::LaunchConfig& c) { return rope::SpecConfig{plan.spec, c}; },
+      [&](const rope::LaunchConfig& c) { return rope::rope_kernel_def(plan.spec, c); }, [](ArgPack&) {}, stream);
 }
 
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
                              const CosSinTable& table, const RopeOptions& options) {
   auto plan = rope::make_plan(q, k, positions, table, options);
-  auto rules = rope::rope_rules(plan.spec);
-  auto choice = rope::choose_config(plan, options, rules,
-                                    [&] { return jit::tuning_device(options.backend, options.device); },
-                                    jit::call_device(options.backend, options.device).l2_bytes);
-  return KernelChoice{plan.spec.key(), choice.config, choice.source, rope::candidate_configs(plan, rules)};
+  return rope::describe_rotating(plan, options, rope::rope_rules(plan.spec));
 }
 
 std::vector<PrecompiledKernel> precompile(const RopeSpec& spec, const std::vector<int>& sms) {
