@@ -54,10 +54,14 @@ int main(int argc, char** argv) {
   std::string out_path = tuning_file_path();
   int reps = 50;
   bool dry_run = false;
+  int shown = 8;
   selection.add_to(app);
   app.add_option("--reps", reps, "timed runs per candidate")->check(CLI::Range(5, 100000));
   app.add_option("--out", out_path, "tuning file to update")->capture_default_str();
   app.add_flag("--dry-run", dry_run, "sweep and print, write nothing");
+  app.add_option("--show", shown, "candidates printed per case, best first (the default config is always shown)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -113,7 +117,7 @@ int main(int argc, char** argv) {
           fmt::print("  {:<14} DROPPED: {}\n", r.config.key(), r.error);
           continue;
         }
-        if (i < 8 || r.config == choice.config)
+        if (i < size_t(shown) || r.config == choice.config)
           fmt::print("  {:<14} {:>10.2f} {:>8.0f} {:>6.1f}%{}{}\n", r.config.key(), r.m.gpu_us, r.m.gbps,
                      100 * r.m.fraction, i == 0 ? "  best" : "", r.config == choice.config ? "  (default)" : "");
       }

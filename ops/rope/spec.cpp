@@ -105,19 +105,16 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads
   // (96% vs 93.5% of copy bandwidth at 16K tokens for Llama-3-8B).
   int threads = 32;
-  if (norm) {
-    // The norm's kernels: one warp per program walking 4 heads at a time. In the H100 sweeps
-    // (ropejit-tune --op qk_norm_rope, 16K tokens) t32.w8.u4.cs was best or within 0.7 points of the
-    // best for d128 32/8 and 32/4 and d96 32/8, where 256 threads lost 1-22 points.
-    threads = std::max(32, chunks);
-  } else {
-    while (threads < chunks * spec.q_heads && threads < 256) threads *= 2;
-  }
+  // The norm's kernels load the next batch while reducing this one: two q heads per thread, taken
+  // together, then the k heads. In the H100 sweeps (ropejit-tune --op qk_norm_rope, 16K tokens) this
+  // (t128.w8.u2.cs for 32 q heads) was the best for d128 32/8, 32/4 and d96 32/8.
+  const int heads_per_group = norm ? 2 : 1;
+  while (threads < chunks * ((spec.q_heads + heads_per_group - 1) / heads_per_group) && threads < 256) threads *= 2;
   while (threads < chunks) threads *= 2;
   c.threads = std::min(threads, 1024);
   int g = std::max(1, c.threads / chunks);
   int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
-  c.unroll = std::clamp(per_thread, 1, norm ? 4 : 8);
+  c.unroll = std::clamp(per_thread, 1, norm ? 2 : 8);
   // Evict-first (.cs) 16-byte accesses: in the H100 sweeps (docs/tune-h100.txt) they gained 0.6-2
   // points of copy bandwidth for every shape moving (reads plus writes) up to ~12x the L2 (up to 16K
   // tokens of Llama-3-8B) and lost 0.1-0.4 from ~13x on.
