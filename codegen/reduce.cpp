@@ -1,7 +1,8 @@
 // Reductions across a program's threads. NVPTX: a butterfly of warp shuffles (shfl.sync.bfly), then,
-// where a group spans warps, each warp's result through shared memory, summed in warp order. Host:
-// the thread loop splits here and the same butterfly and warp order run over per-thread arrays, so
-// both backends give the same bits.
+// where a group spans warps, each warp's result through shared memory, summed in warp order. Groups
+// of a size that does not divide the warp are packed into each warp and summed in lane order
+// (shfl.sync.idx from each lane of the group). Host: the thread loop splits here and the same
+// butterfly, lane order and warp order run over per-thread arrays, so both backends give the same bits.
 #include <fmt/format.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsNVPTX.h>
@@ -22,10 +23,12 @@ V Builder::Impl::reduce(V v, int lanes, bool is_max) {
   const char* what = is_max ? "reduce_max" : "reduce_sum";
   if (v.elem() != Elem::f32) throw Error(ErrorKind::invalid_argument, fmt::format("kernel language: {} takes f32 values", what));
   if (lanes == 0) lanes = threads;
-  if (lanes < 1 || lanes > threads || (lanes & (lanes - 1)))
+  const bool pow2 = lanes > 0 && (lanes & (lanes - 1)) == 0;
+  if (lanes < 1 || lanes > threads || (!pow2 && lanes > 32))
     throw Error(ErrorKind::invalid_argument,
-                fmt::format("kernel language: {} over {} lanes: a power of two up to the program's {} threads", what,
-                            lanes, threads));
+                fmt::format("kernel language: {} over {} lanes: a power of two up to the program's {} threads, or "
+                            "any count up to 32",
+                            what, lanes, threads));
   if (nesting > 0)
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("kernel language: {} inside if_then or for_range: every thread must reach it", what));
@@ -33,7 +36,67 @@ V Builder::Impl::reduce(V v, int lanes, bool is_max) {
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("kernel language: {} after return_if: every thread must reach it", what));
   ++reductions;
+  if (!pow2) return target == Target::nvptx ? reduce_packed_nvptx(v, lanes, is_max) : reduce_packed_host(v, lanes, is_max);
   return target == Target::nvptx ? reduce_nvptx(v, lanes, is_max) : reduce_host(v, lanes, is_max);
+}
+
+namespace {
+// Where thread `tid` (i64) reads in a packed reduction over `lanes`: its group's first thread, and
+// whether it is past the warp's last whole group (then it keeps its own value).
+struct PackedPlace {
+  llvm::Value *first, *spare;
+};
+PackedPlace packed_place(llvm::IRBuilder<>& ir, llvm::Value* tid, int lanes, int warp) {
+  llvm::Value* wl = ir.CreateURem(tid, ir.getInt64(uint64_t(warp)));
+  llvm::Value* in_group = ir.CreateURem(wl, ir.getInt64(uint64_t(lanes)));
+  llvm::Value* spare = ir.CreateICmpUGE(wl, ir.getInt64(uint64_t(warp / lanes * lanes)));
+  return {ir.CreateSub(tid, in_group), spare};
+}
+}  // namespace
+
+V Builder::Impl::reduce_packed_nvptx(V v, int lanes, bool is_max) {
+  const int warp = std::min(threads, 32);
+  const uint32_t member = threads >= 32 ? 0xffffffffu : (1u << threads) - 1;
+  PackedPlace at = packed_place(ir, nvptx_tid, lanes, warp);
+  // Spare threads read themselves, so every source lane is a member of the shuffle.
+  llvm::Value* wl = ir.CreateTrunc(ir.CreateURem(nvptx_tid, ir.getInt64(uint64_t(warp))), ir.getInt32Ty());
+  llvm::Value* first = ir.CreateTrunc(ir.CreateURem(at.first, ir.getInt64(uint64_t(warp))), ir.getInt32Ty());
+  llvm::Value* x = use(v);
+  llvm::Value* r = x;
+  for (int e = 0; e < v.width(); ++e) {
+    llvm::Value* p = v.width() == 1 ? x : ir.CreateExtractElement(x, uint64_t(e));
+    llvm::Value* acc = nullptr;
+    for (int k = 0; k < lanes; ++k) {
+      llvm::Value* src = ir.CreateSelect(at.spare, wl, ir.CreateAdd(first, ir.getInt32(uint32_t(k))));
+      llvm::Value* s = ir.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_idx_f32, {},
+                                          {ir.getInt32(member), p, src, ir.getInt32(0x1f)});
+      acc = acc ? combine(ir, acc, s, is_max) : s;
+    }
+    acc = ir.CreateSelect(at.spare, p, acc);
+    r = v.width() == 1 ? acc : ir.CreateInsertElement(r, acc, uint64_t(e));
+  }
+  return wrap(r, Elem::f32, v.width());
+}
+
+V Builder::Impl::reduce_packed_host(V v, int lanes, bool is_max) {
+  auto* t = type_of(Elem::f32, v.width());
+  auto* a = per_thread_array(t, "reduce_a");
+  auto* b = per_thread_array(t, "reduce_b");
+  ir.CreateStore(use(v), ir.CreateGEP(t, a, segments.back().tid));
+  close_segment();
+  uniform_loop(threads, [&](llvm::Value* i) {
+    PackedPlace at = packed_place(ir, i, lanes, std::min(threads, 32));
+    llvm::Value* acc = nullptr;
+    for (int k = 0; k < lanes; ++k) {
+      // Spare threads read themselves (within bounds), then keep their own value.
+      llvm::Value* src = ir.CreateSelect(at.spare, i, ir.CreateAdd(at.first, ir.getInt64(uint64_t(k))));
+      llvm::Value* s = ir.CreateLoad(t, ir.CreateGEP(t, a, src));
+      acc = acc ? combine(ir, acc, s, is_max) : s;
+    }
+    ir.CreateStore(ir.CreateSelect(at.spare, ir.CreateLoad(t, ir.CreateGEP(t, a, i)), acc), ir.CreateGEP(t, b, i));
+  });
+  open_segment();
+  return wrap(ir.CreateLoad(t, ir.CreateGEP(t, b, segments.back().tid)), Elem::f32, v.width());
 }
 
 V Builder::Impl::reduce_nvptx(V v, int lanes, bool is_max) {

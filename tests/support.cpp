@@ -214,4 +214,19 @@ void check_matrix(RopeStyle style, DType dtype, Backend backend) {
   MESSAGE(cases.size() << " cases on the " << (backend == Backend::cuda ? "GPU" : "host backend"));
 }
 
+std::vector<LaneGroup> lane_groups(int threads, int lanes) {
+  if (lanes == 0) lanes = threads;
+  std::vector<LaneGroup> groups;
+  if ((lanes & (lanes - 1)) == 0) {
+    for (int t = 0; t < threads; t += lanes) groups.push_back({t, lanes, false});
+    return groups;
+  }
+  const int warp = std::min(threads, 32);
+  for (int w = 0; w < threads; w += warp) {
+    for (int g = 0; g + lanes <= warp; g += lanes) groups.push_back({w + g, lanes, false});
+    for (int t = warp / lanes * lanes; t < warp; ++t) groups.push_back({w + t, 1, true});
+  }
+  return groups;
+}
+
 }  // namespace ropejit::test

@@ -60,4 +60,12 @@ std::vector<Case> matrix(RopeStyle style, DType dtype);
 void check_case(const Case& c, Backend backend, uint64_t seed);
 void check_matrix(RopeStyle style, DType dtype, Backend backend);
 
+// The groups reduce_sum(v, lanes) forms in a program of `threads` (language.hpp): each group's first
+// thread and size. A spare thread of a packed warp (lanes not a power of two) is a group of its own.
+struct LaneGroup {
+  int first, size;
+  bool spare;
+};
+std::vector<LaneGroup> lane_groups(int threads, int lanes);
+
 }  // namespace ropejit::test

@@ -18,10 +18,13 @@
 #include <vector>
 
 #include "check_error.hpp"
+#include "support.hpp"
 #include "ropejit/ropejit.hpp"
 
 using namespace ropejit;
 using ropejit::test::check_error;
+using ropejit::test::LaneGroup;
+using ropejit::test::lane_groups;
 using lang::Access;
 using lang::Builder;
 using lang::Elem;
@@ -551,24 +554,38 @@ void check_reduction(const ReduceCase& c, uint64_t seed) {
 
   int64_t bad_bound = 0, bad_order = 0, bad_max = 0, not_uniform = 0, bad_after = 0, bad_tid = 0;
   double worst = 0;
-  for (int64_t first = 0; first < rows; first += L)
+  const bool packed = (L & (L - 1)) != 0;
+  // Packed groups (lanes not a power of two) add in lane order; spare threads keep their own value.
+  auto ordered = [&](int64_t first, int size, int e, bool is_max) {
+    if (!packed) return butterfly(x, first, L, W, e, is_max);
+    float acc = x[size_t(first * W + e)];
+    for (int t = 1; t < size; ++t) {
+      float v = x[size_t((first + t) * W + e)];
+      acc = is_max ? std::fmax(acc, v) : acc + v;
+    }
+    return acc;
+  };
+  for (int64_t p = 0; p < programs; ++p)
+    for (const LaneGroup& g : lane_groups(T, c.lanes))
     for (int e = 0; e < W; ++e) {
+      const int64_t first = p * T + g.first;
+      const int size = g.size;
       double exact = 0, abs_sum = 0;
       float exact_max = -std::numeric_limits<float>::infinity();
-      for (int t = 0; t < L; ++t) {
+      for (int t = 0; t < size; ++t) {
         float v = x[size_t((first + t) * W + e)];
         exact += v, abs_sum += std::fabs(double(v)), exact_max = std::max(exact_max, v);
       }
       const float got = sum[size_t(first * W + e)], got_max = mx[size_t(first * W + e)];
-      // Any order of L - 1 f32 additions: |error| <= (L - 1) 2^-24 sum|x| (to first order).
-      const double bound = double(L - 1) * 0x1p-24 * abs_sum;
+      // Any order of size - 1 f32 additions: |error| <= (size - 1) 2^-24 sum|x| (to first order).
+      const double bound = double(size - 1) * 0x1p-24 * abs_sum;
       const double err = std::fabs(double(got) - exact);
       if (!(err <= bound)) ++bad_bound;
       if (bound > 0) worst = std::max(worst, err / bound);
-      if (bits_of(got) != bits_of(butterfly(x, first, L, W, e, false))) ++bad_order;
-      if (bits_of(got_max) != bits_of(exact_max) || bits_of(got_max) != bits_of(butterfly(x, first, L, W, e, true)))
+      if (bits_of(got) != bits_of(ordered(first, size, e, false))) ++bad_order;
+      if (bits_of(got_max) != bits_of(exact_max) || bits_of(got_max) != bits_of(ordered(first, size, e, true)))
         ++bad_max;
-      for (int t = 0; t < L; ++t) {
+      for (int t = 0; t < size; ++t) {
         size_t at = size_t((first + t) * W + e);
         if (bits_of(sum[at]) != bits_of(got) || bits_of(mx[at]) != bits_of(got_max)) ++not_uniform;
         if (bits_of(after[at]) != bits_of(x[at] * got)) ++bad_after;
@@ -595,6 +612,14 @@ TEST_CASE("language: reduce_sum and reduce_max over 1, 4, 32, 64 lanes and the w
       for (int width : {1, 3}) check_reduction({threads, lanes, width}, seed++);
   check_reduction({256, 128, 1}, seed++);
   check_reduction({32, 0, 3}, seed++);  // one warp: no cross-warp step
+}
+
+TEST_CASE("language: reductions over lane counts that do not divide the warp pack whole groups into each warp") {
+  uint64_t seed = 300;
+  for (int lanes : {3, 5, 6, 12, 20, 31})
+    for (int width : {1, 4}) check_reduction({64, lanes, width}, seed++);
+  check_reduction({8, 6, 2}, seed++);    // a program smaller than a warp: one group and two spare threads
+  check_reduction({16, 12, 1}, seed++);
 }
 
 TEST_CASE("language: a value reduced twice, and a reduction of a value made after an earlier reduction") {
@@ -691,9 +716,9 @@ TEST_CASE("language errors: misuse in a kernel body is an invalid_argument Error
     b.return_if(b.thread_id() >= b.param("n"));
     b.store(b.param("y") + b.thread_id(), b.reduce_sum(b.load(b.param("x") + b.thread_id())));
   }, {"reduce_sum", "return_if"});
-  check_bad_body("lang_err_lanes_3", [](Builder& b) {
-    b.store(b.param("y") + b.thread_id(), b.reduce_sum(b.load(b.param("x") + b.thread_id()), 3));
-  }, {"3 lanes", "power of two"});
+  check_bad_body("lang_err_lanes_48", [](Builder& b) {  // past a warp, only powers of two
+    b.store(b.param("y") + b.thread_id(), b.reduce_sum(b.load(b.param("x") + b.thread_id()), 48));
+  }, {"48 lanes", "power of two"});
   check_bad_body("lang_err_lanes_256", [](Builder& b) {  // more lanes than the program's 128 threads
     b.store(b.param("y") + b.thread_id(), b.reduce_sum(b.load(b.param("x") + b.thread_id()), 256));
   }, {"256 lanes", "128 threads"});

@@ -105,16 +105,18 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads
   // (96% vs 93.5% of copy bandwidth at 16K tokens for Llama-3-8B).
   int threads = 32;
-  // The norm's kernels load the next batch while reducing this one: two q heads per thread, taken
-  // together, then the k heads. In the H100 sweeps (ropejit-tune --op qk_norm_rope, 16K tokens) this
-  // (t128.w8.u2.cs for 32 q heads) was the best for d128 32/8, 32/4 and d96 32/8.
-  const int heads_per_group = norm ? 2 : 1;
+  // The norm's kernels load the next batch while reducing this one. In the H100 sweeps (ropejit-tune
+  // --op qk_norm_rope, 16K tokens) two q heads per thread taken together, then the k heads, were
+  // best where the lanes fill a power of two (d128 32/8 and 32/4: t128.w8.u2.cs, 96.9% and 96.3%);
+  // with padded lanes four were (d96 32/8: t64.w8.u4.cs 93.3%, t128.w8.u2.cs 90.6%).
+  const bool padded = chunks > spec.pairs() / c.vector_width;
+  const int heads_per_group = !norm ? 1 : padded ? 4 : 2;
   while (threads < chunks * ((spec.q_heads + heads_per_group - 1) / heads_per_group) && threads < 256) threads *= 2;
   while (threads < chunks) threads *= 2;
   c.threads = std::min(threads, 1024);
   int g = std::max(1, c.threads / chunks);
   int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
-  c.unroll = std::clamp(per_thread, 1, norm ? 2 : 8);
+  c.unroll = std::clamp(per_thread, 1, norm ? heads_per_group : 8);
   // Evict-first (.cs) 16-byte accesses: in the H100 sweeps (docs/tune-h100.txt) they gained 0.6-2
   // points of copy bandwidth for every shape moving (reads plus writes) up to ~12x the L2 (up to 16K
   // tokens of Llama-3-8B) and lost 0.1-0.4 from ~13x on.
