@@ -119,7 +119,7 @@ CompiledKernel compile_for(Backend backend, const KernelDef& def, void* stream) 
     if (status != CU_STREAM_CAPTURE_STATUS_NONE)
       throw Error(ErrorKind::invalid_argument,
                   fmt::format("kernel {} is not compiled yet and the stream is being captured into a CUDA graph: "
-                              "call it once with the same shapes before capturing",
+                              "warm it up first (ropejit::warm_up with the same arguments, or one call outside the capture)",
                               def.key));
   }
   k.code = std::make_shared<runtime::Module>(obtain_module(def, current_ptx_target(), d.version));

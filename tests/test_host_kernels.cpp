@@ -139,3 +139,29 @@ TEST_CASE("host kernels: norms preserved, q.k depends only on the position diffe
     }
   }
 }
+
+TEST_CASE("host kernels: warm_up makes the kernel a call needs, checks like the call, and runs nothing") {
+  HostTensor q(Layout::bshd, DType::bf16, 2, 3, 5, 88), k(Layout::bshd, DType::bf16, 2, 3, 1, 88);
+  std::mt19937_64 rng(77);
+  q.fill_random(rng), k.fill_random(rng);
+  const HostTensor q0 = q, k0 = k;
+  RopeTable table(Backend::host, 64, 88);
+  std::vector<float> w(88, 1.25f);
+  const QkNorm norm{w.data(), w.data()};
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  const auto s0 = stats();
+  warm_up(q.view, &k.view, Positions::contiguous(3), table.view(), opt);
+  warm_up(q.view, &k.view, Positions::contiguous(3), table.view(), norm, opt);
+  CHECK(stats().kernels_generated == s0.kernels_generated + 2);
+  CHECK(q.bytes == q0.bytes);  // nothing ran
+  CHECK(k.bytes == k0.bytes);
+  apply_rope(q.view, &k.view, Positions::contiguous(3), table.view(), opt);
+  apply_qk_norm_rope(q.view, &k.view, Positions::contiguous(3), table.view(), norm, opt);
+  CHECK(stats().kernels_generated == s0.kernels_generated + 2);  // the calls found them
+  CHECK(q.bytes != q0.bytes);
+  // Bad arguments are refused as the call would refuse them.
+  CHECK_THROWS_WITH_AS(warm_up(q.view, &k.view, Positions::contiguous(63), table.view(), opt),
+                       doctest::Contains("table"), Error);
+  CHECK_THROWS_AS(warm_up(q.view, &k.view, Positions::contiguous(0), table.view(), QkNorm{}, opt), Error);
+}

@@ -25,6 +25,10 @@ void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Position
                         const CosSinTable& table, const QkNorm& norm, const RopeOptions& options,
                         void* stream = nullptr);
 
+// apply_qk_norm_rope's kernel made ready without running it, as warm_up for RoPE (rope.hpp).
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+             const QkNorm& norm, const RopeOptions& options);
+
 // The fused op's specialisation: RoPE's spec plus the weights' form.
 struct QkNormRopeSpec {
   RopeSpec rope;

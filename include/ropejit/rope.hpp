@@ -88,6 +88,14 @@ struct RopeOptions {
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions,
                 const CosSinTable& table, const RopeOptions& options, void* stream = nullptr);
 
+// Makes ready the kernel apply_rope would run with these arguments (generated or found, and loaded
+// into the current context for the cuda backend) without running it. Nothing may be compiled or
+// loaded while a stream is captured into a CUDA graph: warm up with each shape you will capture
+// (the config can depend on the token count) first. Checks the arguments as apply_rope does; an
+// empty call (0 tokens) has nothing to make ready.
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+             const RopeOptions& options);
+
 enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
 
 // Everything that changes the generated code: one specialisation per distinct spec (and config).

@@ -83,14 +83,27 @@ jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash>& cache() {
 }  // namespace
 }  // namespace qk_norm_rope
 
+namespace qk_norm_rope {
+namespace {
+void run(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+         const QkNorm& norm, const RopeOptions& options, void* stream, rope::Run mode) {
+  auto p = make_plan(q, k, positions, table, norm, options);
+  rope::run_rotating(
+      p.plan, options, rules(p.spec), cache(), [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
+      [&](const KernelConfig& c) { return kernel_def(p.spec, c); },
+      [&](ArgPack& args) { rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps)); }, stream, mode);
+}
+}  // namespace
+}  // namespace qk_norm_rope
+
 void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                         const QkNorm& norm, const RopeOptions& options, void* stream) {
-  auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
-  rope::run_rotating(
-      p.plan, options, qk_norm_rope::rules(p.spec), qk_norm_rope::cache(),
-      [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
-      [&](const KernelConfig& c) { return qk_norm_rope::kernel_def(p.spec, c); },
-      [&](ArgPack& args) { rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps)); }, stream);
+  qk_norm_rope::run(q, k, positions, table, norm, options, stream, rope::Run::launch);
+}
+
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+             const QkNorm& norm, const RopeOptions& options) {
+  qk_norm_rope::run(q, k, positions, table, norm, options, nullptr, rope::Run::warm_up_only);
 }
 
 KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,

@@ -65,13 +65,26 @@ jit::KernelCache<SpecConfig, SpecConfigHash>& rope_cache() {
 
 }  // namespace rope
 
+namespace rope {
+namespace {
+void run(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+         const RopeOptions& options, void* stream, Run mode) {
+  auto plan = make_plan(q, k, positions, table, options);
+  run_rotating(
+      plan, options, rope_rules(plan.spec), rope_cache(), [&](const LaunchConfig& c) { return SpecConfig{plan.spec, c}; },
+      [&](const LaunchConfig& c) { return rope_kernel_def(plan.spec, c); }, [](ArgPack&) {}, stream, mode);
+}
+}  // namespace
+}  // namespace rope
+
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                 const RopeOptions& options, void* stream) {
-  auto plan = rope::make_plan(q, k, positions, table, options);
-  rope::run_rotating(
-      plan, options, rope::rope_rules(plan.spec), rope::rope_cache(),
-      [&](const rope::LaunchConfig& c) { return rope::SpecConfig{plan.spec, c}; },
-      [&](const rope::LaunchConfig& c) { return rope::rope_kernel_def(plan.spec, c); }, [](ArgPack&) {}, stream);
+  rope::run(q, k, positions, table, options, stream, rope::Run::launch);
+}
+
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+             const RopeOptions& options) {
+  rope::run(q, k, positions, table, options, nullptr, rope::Run::warm_up_only);
 }
 
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
