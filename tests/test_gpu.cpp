@@ -256,6 +256,7 @@ TEST_CASE("gpu: 8 threads on 8 streams, 6 specs of both ops, first calls racing:
   std::vector<std::string> messages(kThreads);
   auto one_thread = [&](int t) {
     try {
+      runtime::ensure_context(0);  // a new thread has no current context: device 0's primary one
       CUstream stream = nullptr;
       runtime::check(d.cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
       std::mt19937_64 rng(1000 + uint64_t(t));
