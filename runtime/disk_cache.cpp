@@ -4,10 +4,14 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "ropejit/core.hpp"
@@ -124,23 +128,56 @@ std::optional<std::string> DiskCache::load_ptx(const std::string& ptx_key) {
   return found;
 }
 
+namespace {
+// What this process knows of a cache directory's size: walked once, then kept up to date by its own
+// stores, and walked again when that passes the bound or is a minute old (other processes write
+// too). A walk over the bound evicts down to 80% of it, so walks are paid for by the entries they
+// remove: storing into a large cache no longer walks it every time.
+struct Usage {
+  uint64_t bytes = 0;
+  std::chrono::steady_clock::time_point walked;
+  bool known = false;
+};
+std::mutex usage_mutex;
+std::map<std::string, Usage>& usage() {
+  static std::map<std::string, Usage> m;
+  return m;
+}
+std::atomic<uint64_t> walk_count{0};
+constexpr auto kUsageFresh = std::chrono::seconds(60);
+// A writer's temporary older than this was left by a writer that died (a write takes milliseconds).
+constexpr auto kStaleTemp = std::chrono::minutes(10);
+
+bool is_temp(const fs::path& p) { return p.filename().string().find(".rjk.tmp.") != std::string::npos; }
+}  // namespace
+
+uint64_t DiskCache::walks() { return walk_count.load(); }
+
 void DiskCache::store(const std::string& ptx_key, int driver_version, const CacheEntry& entry) {
   if (!enabled()) return;
   auto key = driver_version ? fmt::format("{}|driver{}", ptx_key, driver_version) : ptx_key + "|ptx";
-  write_file_atomically(entry_path(ptx_key, driver_version), encode_entry(key, entry));
-  evict();
+  const std::string bytes = encode_entry(key, entry);
+  write_file_atomically(entry_path(ptx_key, driver_version), bytes);
+  std::lock_guard<std::mutex> lock(usage_mutex);
+  Usage& u = usage()[dir_];
+  u.bytes += bytes.size();
+  if (!u.known || u.bytes > max_bytes_ || std::chrono::steady_clock::now() - u.walked > kUsageFresh) {
+    u.bytes = evict();
+    u.walked = std::chrono::steady_clock::now();
+    u.known = true;
+  }
 }
 
 uint64_t DiskCache::total_bytes() const {
   uint64_t total = 0;
   walk<fs::recursive_directory_iterator>(dir_, [&](const fs::directory_entry& f) {
     std::error_code ec;
-    if (f.is_regular_file(ec) && f.path().extension() == ".rjk") total += f.file_size(ec);
+    if (f.is_regular_file(ec) && (f.path().extension() == ".rjk" || is_temp(f.path()))) total += f.file_size(ec);
   });
   return total;
 }
 
-void DiskCache::evict() {
+uint64_t DiskCache::evict() {
   struct File {
     fs::path path;
     fs::file_time_type time;
@@ -149,20 +186,32 @@ void DiskCache::evict() {
   std::vector<File> files;
   uint64_t total = 0;
   std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  ++walk_count;
   walk<fs::recursive_directory_iterator>(dir_, [&](const fs::directory_entry& f) {
     std::error_code e;
-    if (!f.is_regular_file(e) || f.path().extension() != ".rjk") return;
+    if (!f.is_regular_file(e)) return;
+    const bool temp = is_temp(f.path());
+    if (!temp && f.path().extension() != ".rjk") return;
     File x{f.path(), f.last_write_time(e), f.file_size(e)};
+    if (e) return;  // gone meanwhile (another process's eviction or rename)
+    if (temp) {  // a live writer's temporary counts; a dead writer's is removed
+      if (now - x.time > kStaleTemp && fs::remove(x.path, e)) return;
+      total += x.size;
+      return;
+    }
     total += x.size;
     files.push_back(x);
   });
-  if (total <= max_bytes_) return;
+  if (total <= max_bytes_) return total;
+  const uint64_t target = max_bytes_ / 5 * 4;
   std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.time < b.time; });
   for (const auto& f : files) {
-    if (total <= max_bytes_) break;
+    if (total <= target) break;
     if (fs::remove(f.path, ec)) total -= f.size;
     fs::remove(f.path.parent_path(), ec);  // only succeeds once the key's directory is empty
   }
+  return total;
 }
 
 }  // namespace ropejit::runtime

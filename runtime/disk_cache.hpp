@@ -3,7 +3,8 @@
 // the driver's linker made from it, or a PTX-only entry where no driver was there. Each entry has a
 // header with its key, sizes and a CRC-32 of the payload; a truncated, corrupted or foreign entry
 // reads as a miss (and is rebuilt and replaced by the caller). Writes are atomic. The directory is
-// kept under a size bound, least recently used entries going first.
+// kept under a size bound, least recently used entries going first; writers' temporaries count
+// toward it, and those left by a writer that died (older than 10 minutes) are removed.
 #pragma once
 
 #include <cstdint>
@@ -36,13 +37,15 @@ class DiskCache {
   // driver_version 0: a PTX-only entry.
   void store(const std::string& ptx_key, int driver_version, const CacheEntry& entry);
 
-  // Entry files and their total size, for tests and eviction.
+  // Entry files and writers' temporaries, their total size (for tests).
   uint64_t total_bytes() const;
+  // Walks of a cache directory for eviction so far in this process (for tests of its cost).
+  static uint64_t walks();
 
  private:
   std::string entry_path(const std::string& ptx_key, int driver_version) const;
   std::optional<CacheEntry> read_entry(const std::string& path, const std::string& key);
-  void evict();
+  uint64_t evict();  // walks the directory; returns the bytes left
 
   std::string dir_;
   uint64_t max_bytes_;

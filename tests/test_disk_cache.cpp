@@ -1,6 +1,7 @@
 // The disk cache without a GPU: entry encoding and every way an entry can be bad, atomic publication
 // under many threads and processes, the size bound, and the precompile path into the cache.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,4 +210,54 @@ TEST_CASE("cache entries: a crafted header whose sizes wrap around reads as a mi
   std::string crafted = good.substr(0, second + 1) + "18446744073709551615 6 0" + good.substr(third);
   CHECK_FALSE(decode_entry(crafted, "k").has_value());
   CHECK(decode_entry(good, "k").has_value());
+}
+
+TEST_CASE("disk cache: what a writer killed at each step leaves; stale temporaries go, live ones count") {
+  TempDir tmp;
+  const std::string payload(1000, 'p');
+  DiskCache cache(tmp.path.string(), 4 * 1100);
+  cache.store("a", 0, CacheEntry{payload, ""});
+  const fs::path dir = tmp.path / "a";
+  auto temp = [&](const std::string& name, size_t bytes, std::chrono::minutes age) {
+    const fs::path p = dir / name;
+    std::ofstream(p, std::ios::binary) << std::string(bytes, 't');
+    fs::last_write_time(p, fs::file_time_type::clock::now() - age);
+    return p;
+  };
+  // Killed before writing: nothing. Mid-write: a partial temporary. Before the rename: a whole one.
+  // Neither is an entry: lookups of their key still miss.
+  const fs::path partial_old = temp("driver7.rjk.tmp.111.aa", 300, std::chrono::minutes(30));
+  const fs::path whole_old = temp("driver8.rjk.tmp.222.bb", 1060, std::chrono::minutes(30));
+  const fs::path live = temp("driver9.rjk.tmp.333.cc", 1500, std::chrono::minutes(0));
+  CHECK_FALSE(cache.load_cubin("a", 7).has_value());
+  CHECK_FALSE(cache.load_cubin("a", 8).has_value());
+  CHECK(cache.total_bytes() > 3800);  // temporaries are counted
+  // Once this process's stores pass the bound it walks the directory (as a new process's first
+  // store does): the dead writers' temporaries are removed, the live one is kept and counted, and the
+  // least recent entries make room down to 80% of the bound.
+  fs::last_write_time(dir / "ptx.rjk", fs::file_time_type::clock::now() - std::chrono::hours(1));
+  for (const char* key : {"b", "c", "d", "e"}) cache.store(key, 0, CacheEntry{payload, ""});
+  CHECK_FALSE(fs::exists(partial_old));
+  CHECK_FALSE(fs::exists(whole_old));
+  CHECK(fs::exists(live));
+  CHECK(cache.total_bytes() <= 4 * 1100);
+  CHECK_FALSE(cache.load_ptx("a").has_value());  // the least recent entry went first
+  CHECK(cache.load_ptx("e").has_value());
+}
+
+TEST_CASE("disk cache: storing into a full cache walks it about once per fifth of the bound, not per store") {
+  TempDir tmp;
+  const std::string payload(1000, 'p');
+  const uint64_t entry = encode_entry("k000|ptx", CacheEntry{payload, ""}).size();
+  DiskCache cache(tmp.path.string(), 50 * entry);
+  const uint64_t before = DiskCache::walks();
+  for (int i = 0; i < 300; ++i) cache.store(fmt::format("k{:03}", i), 0, CacheEntry{payload, ""});
+  const uint64_t walks = DiskCache::walks() - before;
+  MESSAGE(walks << " walks for 300 stores into a bound of 50 entries");
+  CHECK(cache.total_bytes() <= 50 * entry);
+  CHECK(count_files(tmp.path, ".rjk") >= 40);  // evicted to 80%, not emptied
+  // Each walk over the bound removes a fifth of it (10 entries): 250 removals need ~25 walks, plus
+  // the first. A walk per store would be 300.
+  CHECK(walks <= 30);
+  CHECK(cache.load_ptx("k299").has_value());
 }
