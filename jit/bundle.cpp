@@ -44,7 +44,9 @@ void load_bundle(const std::string& dir) {
     return Error(ErrorKind::invalid_argument, fmt::format("bundle {}: manifest.json is not a ropejit bundle manifest: {}", dir, why));
   };
   if (doc.is_discarded()) throw bad("not JSON");
-  if (!doc.is_object() || !doc.contains("format") || doc["format"] != "ropejit-bundle-1") throw bad("no \"format\": \"ropejit-bundle-1\"");
+  if (doc.is_object() && doc.contains("format") && doc["format"] == "ropejit-bundle-1")
+    throw bad("format 1 (no checksums) is no longer read: write the bundle again with ropejit-precompile --bundle");
+  if (!doc.is_object() || !doc.contains("format") || doc["format"] != "ropejit-bundle-2") throw bad("no \"format\": \"ropejit-bundle-2\"");
   if (!doc.contains("kernels") || !doc["kernels"].is_array()) throw bad("no \"kernels\" array");
   std::map<std::string, jit::BundledKernel> loaded;
   size_t i = 0;
@@ -60,17 +62,29 @@ void load_bundle(const std::string& dir) {
     if (!k.is_object()) throw bad(fmt::format("kernel {} is not an object", i));
     jit::BundledKernel b;
     b.symbol = text_field("symbol", true);
-    auto read = [&](const std::string& name) -> std::string {
+    auto int_field = [&](const char* name, int64_t lo, int64_t hi) {
+      if (!k.contains(name) || !k[name].is_number_integer() || k[name].get<int64_t>() < lo || k[name].get<int64_t>() > hi)
+        throw bad(fmt::format("kernel {}: \"{}\" is not a whole number in [{}, {}]", i, name, lo, hi));
+      return k[name].get<int64_t>();
+    };
+    // A file the manifest names, in the bundle directory, with the CRC-32 the manifest gives for it.
+    auto read = [&](const char* field, bool required) -> std::string {
+      const std::string name = text_field(field, required);
       if (name.empty()) return "";
       if (name.find('/') != std::string::npos || name == "..")
         throw bad(fmt::format("kernel {}: file name {} leaves the bundle directory", i, name));
       auto bytes = runtime::read_file((std::filesystem::path(dir) / name).string());
       if (!bytes) throw Error(ErrorKind::io, fmt::format("bundle {}: missing file {}", dir, name));
+      const std::string crc_field = std::string(field) + "_crc32";
+      if (runtime::crc32_of(*bytes) != uint32_t(int_field(crc_field.c_str(), 0, 0xffffffffll)))
+        throw Error(ErrorKind::io, fmt::format("bundle {}: {} does not match its checksum (corrupted or replaced)", dir, name));
       return *bytes;
     };
     const std::string key = text_field("key", true);
-    b.ptx = read(text_field("ptx", true));
-    b.cubin = read(text_field("cubin", false));
+    int_field("sm", 10, 1000);
+    int_field("ptx_isa", 10, 1000);
+    b.ptx = read("ptx", true);
+    b.cubin = read("cubin", false);
     if (b.symbol.empty() || b.ptx.empty() || key.empty()) throw bad(fmt::format("kernel {} lacks its key, symbol or PTX", i));
     loaded[key] = std::move(b);
     ++i;
@@ -98,14 +112,18 @@ size_t bundled_kernel_count() {
 
 void write_bundle(const std::string& dir, const std::vector<PrecompiledKernel>& kernels) {
   nlohmann::json doc;
-  doc["format"] = "ropejit-bundle-1";
+  doc["format"] = "ropejit-bundle-2";
   doc["kernels"] = nlohmann::json::array();
   for (const auto& k : kernels) {
     std::string stem = runtime::key_file_name(k.key);
     runtime::write_file_atomically((std::filesystem::path(dir) / (stem + ".ptx")).string(), k.ptx);
     if (!k.cubin.empty()) runtime::write_file_atomically((std::filesystem::path(dir) / (stem + ".cubin")).string(), k.cubin);
-    doc["kernels"].push_back({{"key", k.key}, {"symbol", k.symbol}, {"sm", k.sm}, {"ptx_isa", k.ptx_isa},
-                              {"ptx", stem + ".ptx"}, {"cubin", k.cubin.empty() ? "" : stem + ".cubin"}});
+    nlohmann::json entry = {{"key", k.key},           {"symbol", k.symbol},
+                            {"sm", k.sm},             {"ptx_isa", k.ptx_isa},
+                            {"ptx", stem + ".ptx"},   {"ptx_crc32", runtime::crc32_of(k.ptx)},
+                            {"cubin", k.cubin.empty() ? "" : stem + ".cubin"}};
+    if (!k.cubin.empty()) entry["cubin_crc32"] = runtime::crc32_of(k.cubin);
+    doc["kernels"].push_back(std::move(entry));
   }
   // The manifest last: a reader that finds it finds every file it names.
   std::string text;

@@ -1,7 +1,7 @@
 #include "jit/kernel_def.hpp"
 
 #include <fmt/format.h>
-#include <zlib.h>
+#include "runtime/files.hpp"
 
 #ifndef ROPEJIT_LLVM_VERSION
 #error "ROPEJIT_LLVM_VERSION must name the LLVM the generator is built with"
@@ -23,7 +23,7 @@ uint32_t signature_hash(const Signature& sig) {
   std::string facts;
   for (const auto& a : sig.args())
     facts += fmt::format("{}:{}:{}:{}:{};", a.name, int(a.kind), int(a.dtype), int(a.readonly), int(a.noalias));
-  return uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(facts.data()), uInt(facts.size())));
+  return runtime::crc32_of(facts);
 }
 }  // namespace
 

@@ -1,7 +1,6 @@
 #include "runtime/disk_cache.hpp"
 
 #include <fmt/format.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -36,12 +35,7 @@ namespace {
 
 constexpr const char* kMagic = "ropejit-cache-1";
 
-uint32_t crc(const std::string& a, const std::string& b) {
-  uLong c = crc32(0L, Z_NULL, 0);
-  c = crc32(c, reinterpret_cast<const Bytef*>(a.data()), uInt(a.size()));
-  c = crc32(c, reinterpret_cast<const Bytef*>(b.data()), uInt(b.size()));
-  return uint32_t(c);
-}
+uint32_t crc(const std::string& a, const std::string& b) { return crc32_of(b, crc32_of(a)); }
 
 }  // namespace
 

@@ -1,9 +1,12 @@
 #include "runtime/files.hpp"
 
+#include <zlib.h>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -72,6 +75,17 @@ void write_file_atomically(const std::string& path, const std::string& data) {
     ::unlink(tmp.c_str());
     throw Error(ErrorKind::io, fmt::format("publishing {}: {}", path, std::strerror(e)));
   }
+}
+
+uint32_t crc32_of(std::string_view data, uint32_t crc) {
+  // zlib takes uInt lengths: feed files past 4 GiB in pieces.
+  uLong c = crc;
+  while (!data.empty()) {
+    const size_t n = std::min<size_t>(data.size(), size_t(1) << 30);
+    c = crc32(c, reinterpret_cast<const Bytef*>(data.data()), uInt(n));
+    data.remove_prefix(n);
+  }
+  return uint32_t(c);
 }
 
 }  // namespace ropejit::runtime

@@ -2,8 +2,10 @@
 // temporary file in the same directory, then rename), so readers never see a partial file.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace ropejit::runtime {
 
@@ -15,5 +17,9 @@ std::string cache_directory();
 std::optional<std::string> read_file(const std::string& path);
 // Creates parent directories as needed; throws Error naming the path on failure.
 void write_file_atomically(const std::string& path, const std::string& data);
+
+// zlib's CRC-32 of `data`, continuing from `crc` (0 to start): the checksum of cache entries and
+// bundle files.
+uint32_t crc32_of(std::string_view data, uint32_t crc = 0);
 
 }  // namespace ropejit::runtime

@@ -261,3 +261,39 @@ TEST_CASE("disk cache: storing into a full cache walks it about once per fifth o
   CHECK(walks <= 30);
   CHECK(cache.load_ptx("k299").has_value());
 }
+
+TEST_CASE("bundles: each file's CRC-32 is checked; sm and ptx_isa must be whole numbers; format 1 is refused") {
+  TempDir tmp;
+  RopeSpec spec = spec_with(3);
+  const auto kernels = precompile(spec, {90});
+  REQUIRE(!kernels.empty());
+  const fs::path dir = tmp.path / "bundle";
+  write_bundle(dir.string(), kernels);
+  load_bundle(dir.string());  // as written: fine
+  const std::string manifest = *read_file((dir / "manifest.json").string());
+  CHECK(manifest.find("\"ptx_crc32\"") != std::string::npos);
+  auto with_manifest = [&](const std::string& from, const std::string& to) {
+    std::string m = manifest;
+    const size_t at = m.find(from);
+    REQUIRE(at != std::string::npos);
+    m.replace(at, from.size(), to);
+    write_file_atomically((dir / "manifest.json").string(), m);
+  };
+  with_manifest("\"sm\": 90", "\"sm\": \"90\"");
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("\"sm\" is not a whole number"), Error);
+  with_manifest("\"ptx_isa\": ", "\"ptx_isa\": null, \"was\": ");
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("\"ptx_isa\""), Error);
+  with_manifest("\"ptx_crc32\": ", "\"ptx_crc32\": 1, \"was\": ");
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("does not match its checksum"), Error);
+  with_manifest("ropejit-bundle-2", "ropejit-bundle-1");
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("format 1"), Error);
+  // A PTX file changed on disk (one byte) is refused, and the manifest as written is fine again after.
+  with_manifest("ropejit-bundle-2", "ropejit-bundle-2");
+  fs::path ptx;
+  for (const auto& f : fs::directory_iterator(dir))
+    if (f.path().extension() == ".ptx") ptx = f.path();
+  std::string bytes = *read_file(ptx.string());
+  bytes[bytes.size() / 2] ^= 1;
+  write_file_atomically(ptx.string(), bytes);
+  CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("does not match its checksum"), Error);
+}
