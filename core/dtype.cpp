@@ -43,18 +43,46 @@ float bf16_to_float(uint16_t b) {
   return v;
 }
 
-uint16_t float_to_f16(float v) {
+#ifdef __FLT16_MANT_DIG__  // the compiler has _Float16 (gcc 12; clang 15 and later on x86-64)
+namespace {
+uint16_t half_bits(double v) {
   _Float16 h = static_cast<_Float16>(v);
   uint16_t bits;
   std::memcpy(&bits, &h, 2);
   return bits;
 }
+}  // namespace
 
 float f16_to_float(uint16_t bits) {
   _Float16 h;
   std::memcpy(&h, &bits, 2);
   return static_cast<float>(h);
 }
+#else  // clang 14 (the fuzz build): the same conversions in software, round to nearest even
+namespace {
+uint16_t half_bits(double v) {
+  const uint16_t sign = std::signbit(v) ? 0x8000 : 0;
+  const double a = std::fabs(v);
+  if (std::isnan(v)) return sign | 0x7e00;
+  if (a >= 65520.0) return sign | 0x7c00;                                // 65504 + half an ulp rounds to inf
+  if (a < 0x1p-14) return sign | uint16_t(std::nearbyint(a * 0x1p24));  // subnormal: units of 2^-24 (exact scale)
+  int e = 0;
+  std::frexp(a, &e);                                                  // a in [2^(e-1), 2^e)
+  auto mant = uint32_t(std::nearbyint(std::ldexp(a, 11 - e)));        // [1024, 2048]
+  int exp = e - 1;
+  if (mant == 2048) mant = 1024, ++exp;
+  return sign | uint16_t(((exp + 15) << 10) | (mant - 1024));
+}
+}  // namespace
+
+float f16_to_float(uint16_t bits) {
+  const int e = (bits >> 10) & 31, m = bits & 1023;
+  double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(m + 1024, e - 25);
+  return static_cast<float>((bits & 0x8000) ? -v : v);
+}
+#endif
+
+uint16_t float_to_f16(float v) { return half_bits(v); }
 
 double load_as_double(DType t, const void* data, int64_t i) {
   switch (t) {
@@ -71,8 +99,7 @@ void store_from_double(DType t, void* data, int64_t i, double v) {
   switch (t) {
     case DType::f32: static_cast<float*>(data)[i] = static_cast<float>(v); return;
     case DType::f16: {  // straight from double: no double rounding through f32
-      _Float16 h = static_cast<_Float16>(v);
-      std::memcpy(static_cast<uint16_t*>(data) + i, &h, 2);
+      static_cast<uint16_t*>(data)[i] = half_bits(v);
       return;
     }
     case DType::bf16: {

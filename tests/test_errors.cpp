@@ -123,6 +123,8 @@ TEST_CASE("errors: tables, positions, configs") {
   { Setup s; s.opt.threads = 48; CHECK_REJECTS(s, s.run(), "48 threads per program do not fit"); }
   { Setup s; s.opt.threads = 2; CHECK_REJECTS(s, s.run(), "2 threads per program do not fit"); }
   { Setup s; s.opt.vector_width = 3; CHECK_REJECTS(s, s.run(), "vector width 3 does not fit"); }
+  // Found by fuzz_ops: the message's byte count overflowed int (UB) for widths past 2^30.
+  { Setup s; s.opt.vector_width = 1577058303; CHECK_REJECTS(s, s.run(), "aligned to 3154116606 bytes"); }
   CHECK_THROWS_WITH_AS(RopeTable(Backend::host, 0, 64), doctest::Contains("max_position 0"), Error);
   CHECK_THROWS_WITH_AS(RopeTable(Backend::host, 8, 7), doctest::Contains("rotary_dim 7"), Error);
   CHECK_THROWS_WITH_AS(RopeTable(Backend::host, 8, 8, 10000.0, DType::f16), doctest::Contains("table: dtype f16"), Error);

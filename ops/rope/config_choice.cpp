@@ -35,7 +35,7 @@ ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const C
     if (options.vector_width > plan.width_cap)
       throw Error(fmt::format("vector_width {} needs every q/k pointer and stride aligned to {} bytes and table rows "
                               "to match; these tensors allow at most {}",
-                              options.vector_width, options.vector_width * dtype_size(plan.spec.dtype), plan.width_cap));
+                              options.vector_width, int64_t(options.vector_width) * dtype_size(plan.spec.dtype), plan.width_cap));
     c = rules.heuristic(options.vector_width, bytes, l2_bytes);  // threads, unroll to suit the width
     c.vector_width = options.vector_width;
   }
