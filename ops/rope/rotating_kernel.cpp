@@ -3,12 +3,11 @@
 // then of k, reusing them. NeoX reads x[cW..] and x[P+cW..]; GPT-J with W >= 2 reads W whole pairs at
 // cW and at P+cW (each load contiguous across the warp), with W = 1 the pair's two elements.
 //
-// RoPE: L = C lanes; no shared memory, no barriers. With the norm, L is a power of two: C / 3 where
-// that is one (each lane then takes chunks c, c + L, c + 2L: head_dim 96 and 192 leave no lane
-// idle), else C rounded up (lanes past C load a valid chunk, add nothing and store nothing); every
-// lane also loads its share of the part past rotary_dim, and each head's sum of squares is reduced
-// over its L lanes (warp shuffles, and shared memory where L > 32) before the scale, the weight and
-// the rotation; fp32 throughout, rounded once.
+// RoPE: L = C lanes; no shared memory, no barriers. With the norm, L is C rounded up to a power of
+// two (lanes past C load a valid chunk, add nothing and store nothing), every lane also loads its
+// share of the part past rotary_dim, and each head's sum of squares is reduced over its L lanes
+// (warp shuffles, and shared memory where L > 32) before the scale, the weight and the rotation;
+// fp32 throughout, rounded once.
 #include "ops/rope/rotating_kernel.hpp"
 
 #include <algorithm>
@@ -39,7 +38,7 @@ class RotatingKernel {
     lane_ = b_.urem(tid, b_.i64(map_.lanes));
     group_ = b_.udiv(tid, b_.i64(map_.lanes));
     chunk_ = lane_;
-    if (map_.lanes * map_.per_lane > map_.chunks) {  // padded lanes work on the last chunk and keep nothing
+    if (map_.lanes > map_.chunks) {  // padded lanes work on the last chunk and keep nothing
       lane_valid_ = b_.ult(lane_, b_.i64(map_.chunks));
       chunk_ = b_.select(lane_valid_, lane_, b_.i64(map_.chunks - 1));
     }
@@ -101,37 +100,20 @@ class RotatingKernel {
   int x_align(int width) const { return width * dtype_size(spec_.dtype); }
   bool gptj_split() const { return spec_.style == RopeStyle::gptj && map_.width >= 2; }
 
-  // This lane's chunks: c, c + L, ... (K of them).
-  Value chunk(int j) { return j == 0 ? chunk_ : chunk_ + int64_t(j) * map_.lanes; }
-
-  // Element offsets (within a head) of the W-element accesses of this lane's chunks, two per chunk.
+  // Element offsets (within a head) of the W-element accesses of this lane's chunk.
   std::vector<Value> rotary_offsets() {
-    const bool halves = spec_.style == RopeStyle::neox || gptj_split();  // else one pair's two elements
-    std::vector<Value> out;
-    for (int j = 0; j < map_.per_lane; ++j) {
-      Value cw = chunk(j) * map_.width;
-      Value start = halves ? cw : cw * 2;
-      out.push_back(start);
-      out.push_back(start + (halves ? map_.pairs : map_.width));
-    }
-    return out;
+    Value cw = chunk_ * map_.width;
+    if (spec_.style == RopeStyle::neox || gptj_split()) return {cw, cw + map_.pairs};
+    Value start = cw * 2;
+    return {start, start + map_.width};
   }
 
-  // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector: one per chunk,
-  // or two where GPT-J splits a chunk.
+  // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector.
   std::vector<std::pair<Value, int>> table_ranges() {
-    std::vector<std::pair<Value, int>> out;
-    for (int j = 0; j < map_.per_lane; ++j) {
-      if (!gptj_split()) {
-        out.push_back({chunk(j) * map_.width, map_.width});
-        continue;
-      }
-      const int half = map_.width / 2;
-      Value first = chunk(j) * half;
-      out.push_back({first, half});
-      out.push_back({first + map_.pairs / 2, half});
-    }
-    return out;
+    if (!gptj_split()) return {{chunk_ * map_.width, map_.width}};
+    const int half = map_.width / 2;
+    Value first = chunk_ * half;
+    return {{first, half}, {first + map_.pairs / 2, half}};
   }
 
   // Straight-line code over every head this thread owns: q heads g, g+G, ..., then k heads likewise.
@@ -274,24 +256,16 @@ class RotatingKernel {
     }
   }
 
-  // x holds two accesses per chunk (rotary_offsets' order); the result is in the same order.
   std::vector<Value> rotate(const std::vector<Value>& x) {
     const int w = map_.width;
-    std::vector<Value> y;
-    for (size_t j = 0; 2 * j < x.size(); ++j) {
-      const Value &a = x[2 * j], &b = x[2 * j + 1];
-      if (spec_.style == RopeStyle::neox) {
-        auto [y1, y2] = rotate_pair(b_, a, b, cos_[j], sin_[j]);
-        y.push_back(y1), y.push_back(y2);
-      } else if (gptj_split()) {
-        y.push_back(rotate_interleaved(b_, a, cos_[2 * j], sin_[2 * j]));
-        y.push_back(rotate_interleaved(b_, b, cos_[2 * j + 1], sin_[2 * j + 1]));
-      } else {
-        Value out = rotate_interleaved(b_, b_.shuffle(a, b, iota(2 * w)), cos_[j], sin_[j]);
-        y.push_back(b_.shuffle(out, iota(w))), y.push_back(b_.shuffle(out, iota(w, w)));
-      }
+    if (spec_.style == RopeStyle::neox) {
+      auto [y1, y2] = rotate_pair(b_, x[0], x[1], cos_[0], sin_[0]);
+      return {y1, y2};
     }
-    return y;
+    if (gptj_split())
+      return {rotate_interleaved(b_, x[0], cos_[0], sin_[0]), rotate_interleaved(b_, x[1], cos_[1], sin_[1])};
+    Value out = rotate_interleaved(b_, b_.shuffle(x[0], x[1], iota(2 * w)), cos_[0], sin_[0]);
+    return {b_.shuffle(out, iota(w)), b_.shuffle(out, iota(w, w))};
   }
 
   Builder& b_;

@@ -55,13 +55,8 @@ int max_vector_width(const RopeSpec& spec) {
   return w;
 }
 
-int chunks_per_lane(const RopeSpec& spec, int width, bool norm) {
-  const int chunks = spec.pairs() / width;
-  return norm && chunks % 3 == 0 && is_pow2(chunks / 3) ? 3 : 1;
-}
-
 int lanes_per_head(const RopeSpec& spec, int width, bool norm) {
-  int chunks = spec.pairs() / width / chunks_per_lane(spec, width, norm);
+  int chunks = spec.pairs() / width;
   if (!norm) return chunks;
   int lanes = 1;
   while (lanes < chunks) lanes *= 2;
@@ -73,7 +68,6 @@ Mapping mapping(const RopeSpec& spec, const LaunchConfig& config, bool norm) {
   m.pairs = spec.pairs();
   m.width = config.vector_width;
   m.chunks = m.pairs / m.width;
-  m.per_lane = chunks_per_lane(spec, m.width, norm);
   m.lanes = lanes_per_head(spec, m.width, norm);
   m.groups = std::max(1, config.threads / m.lanes);
   m.pass_width = 0;
@@ -106,9 +100,6 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
   LaunchConfig c;
   c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
   while (spec.pairs() % c.vector_width) c.vector_width /= 2;
-  // Three chunks per lane (the norm's head_dim 96, 192): narrower accesses keep a lane's elements per
-  // head (2 x 3 x W) near RoPE's 16.
-  while (norm && c.vector_width > 2 && chunks_per_lane(spec, c.vector_width, norm) == 3) c.vector_width /= 2;
   int chunks = lanes_per_head(spec, c.vector_width, norm);
   // About one q head per thread, up to 256 threads: on the H100 the sweeps (docs/tune-h100.txt) put
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads

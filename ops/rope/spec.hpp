@@ -24,19 +24,15 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
                               bool norm = false);
 // Checks a config against a spec; throws Error naming what does not fit.
 void validate_config(const RopeSpec& spec, const LaunchConfig& config, bool norm = false);
-// Lanes (threads) per head: one per chunk of W pairs. The norm's reduction needs a power of two: where
-// C is three times one, each lane takes three chunks (head_dim 96, 192: no idle lanes); otherwise C is
-// rounded up and the lanes past it idle.
+// Lanes (threads) per head: one per chunk of W pairs; a power of two for the norm's reduction.
 int lanes_per_head(const RopeSpec& spec, int width, bool norm);
-int chunks_per_lane(const RopeSpec& spec, int width, bool norm);
 
 // The thread mapping both the generator and the launcher derive from spec + config.
 struct Mapping {
   int pairs;        // P = rotary_dim / 2
   int width;        // W elements per access
   int chunks;       // C = P / W chunks per head, one per lane
-  int lanes;        // L lanes per head: C; with the norm a power of two (see lanes_per_head)
-  int per_lane;     // K chunks per lane: C = K L (norm, C three times a power of two: K = 3), else 1
+  int lanes;        // L lanes per head: C, or (norm) C rounded up to a power of two
   int groups;       // G = threads / L head groups
   int pass_width;   // elements per access of the part past rotary_dim (copied out of place, or normalised)
   int pass_chunks;  // (head_dim - rotary_dim) / pass_width
