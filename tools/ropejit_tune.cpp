@@ -65,13 +65,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (!selection.any()) selection.tokens = {64, 1024, 16384, 65536};
+    auto cases = selection.cases();  // bad flags are named before anything else is said
     auto info = device_info();
     if (!info.available) {
       fmt::print(stderr, "ropejit-tune needs a GPU: {}\n", info.reason);
       return 2;
     }
-    if (!selection.any()) selection.tokens = {64, 1024, 16384, 65536};
-    auto cases = selection.cases();
     double copy = copy_bandwidth_gbps();
     fmt::print("device: {}; copy bandwidth {:.0f} GB/s\n", info.name, copy);
     std::vector<TuningRecord> records;
