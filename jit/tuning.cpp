@@ -110,6 +110,9 @@ std::vector<TuningRecord> load_tuning(const std::string& path) {
 }
 
 void save_tuning(const std::vector<TuningRecord>& records, const std::string& path) {
+  // Read, merge and write under one lock: concurrent savers (threads or processes, the tuner's
+  // included) each keep their records instead of the last writer's file winning.
+  runtime::FileLock lock(path + ".lock");
   std::map<std::string, TuningRecord> merged;
   for (const auto& r : load_tuning(path)) merged[record_key(r.device, r.op, r.spec_key, r.token_bucket)] = r;
   for (const auto& r : records) merged[record_key(r.device, r.op, r.spec_key, r.token_bucket)] = r;
@@ -125,7 +128,7 @@ void save_tuning(const std::vector<TuningRecord>& records, const std::string& pa
     throw Error(ErrorKind::invalid_argument, fmt::format("tuning records cannot be written as JSON: {}", e.what()));
   }
   runtime::write_file_atomically(path, text);
-  std::lock_guard<std::mutex> lock(table().mutex);
+  std::lock_guard<std::mutex> table_lock(table().mutex);
   table().loaded = false;  // the next lookup reads the new file
 }
 

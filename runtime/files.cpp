@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,6 +76,24 @@ void write_file_atomically(const std::string& path, const std::string& data) {
     ::unlink(tmp.c_str());
     throw Error(ErrorKind::io, fmt::format("publishing {}: {}", path, std::strerror(e)));
   }
+}
+
+FileLock::FileLock(const std::string& path) {
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(ErrorKind::io, fmt::format("locking {}: {}", path, std::strerror(errno)));
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno == EINTR) continue;
+    const int e = errno;
+    ::close(fd_);
+    throw Error(ErrorKind::io, fmt::format("locking {}: {}", path, std::strerror(e)));
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the file releases the lock
 }
 
 uint32_t crc32_of(std::string_view data, uint32_t crc) {

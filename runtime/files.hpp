@@ -18,6 +18,20 @@ std::optional<std::string> read_file(const std::string& path);
 // Creates parent directories as needed; throws Error naming the path on failure.
 void write_file_atomically(const std::string& path, const std::string& data);
 
+// An exclusive advisory lock (flock) on `path`, created if missing, held for the object's life: one
+// holder at a time across threads and processes (each holder opens the file itself). Throws Error
+// naming the path when it cannot be opened.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // zlib's CRC-32 of `data`, continuing from `crc` (0 to start): the checksum of cache entries and
 // bundle files.
 uint32_t crc32_of(std::string_view data, uint32_t crc = 0);
