@@ -17,6 +17,10 @@ if(CONFIG)
   set(config_arg --config ${CONFIG})
 endif()
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} ${config_arg})
+# The installed tools find the installed library (RUNPATH $ORIGIN/../lib), not the build tree's.
+if(EXISTS ${prefix}/bin/ropejit-precompile)
+  run(${prefix}/bin/ropejit-precompile --help)
+endif()
 
 # 1. CMake: find_package(ropejit) from the prefix alone (no package registry, no build tree).
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/cmake-build -G ${GENERATOR}
