@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
@@ -296,4 +297,40 @@ TEST_CASE("bundles: each file's CRC-32 is checked; sm and ptx_isa must be whole 
   bytes[bytes.size() / 2] ^= 1;
   write_file_atomically(ptx.string(), bytes);
   CHECK_THROWS_WITH_AS(load_bundle(dir.string()), doctest::Contains("does not match its checksum"), Error);
+}
+
+TEST_CASE("disk cache: writers SIGKILLed before writing, mid-write and before the rename publish nothing") {
+  TempDir tmp;
+  const std::string payload(4000, 'p');
+  for (const char* step : {"before_write", "mid_write", "before_rename"}) {
+    INFO(step);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("ROPEJIT_TEST_KILL_WRITER", step, 1);
+      DiskCache(tmp.path.string()).store(std::string("killed-") + step, 0, CacheEntry{payload, ""});
+      ::_exit(0);  // not reached: the hook kills the process
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+    DiskCache cache(tmp.path.string());
+    CHECK_FALSE(cache.load_ptx(std::string("killed-") + step).has_value());  // no entry, torn or whole
+    // What remains: one temporary (empty, half or whole) and no entry file.
+    const fs::path dir = tmp.path / (std::string("killed-") + step);
+    int temps = 0, entries = 0;
+    uintmax_t temp_bytes = 0;
+    for (const auto& f : fs::directory_iterator(dir)) {
+      const std::string name = f.path().filename().string();
+      if (name.find(".rjk.tmp.") != std::string::npos) ++temps, temp_bytes = f.file_size();
+      if (f.path().extension() == ".rjk") ++entries;
+    }
+    CHECK(temps == 1);
+    CHECK(entries == 0);
+    const uintmax_t whole = encode_entry(std::string("killed-") + step + "|ptx", CacheEntry{payload, ""}).size();
+    CHECK(temp_bytes == (std::string(step) == "before_write" ? 0 : std::string(step) == "mid_write" ? whole / 2 : whole));
+    // A live process then stores the same key normally.
+    cache.store(std::string("killed-") + step, 0, CacheEntry{payload, ""});
+    CHECK(cache.load_ptx(std::string("killed-") + step).has_value());
+  }
 }
