@@ -151,12 +151,13 @@ void DiskCache::store(const std::string& ptx_key, int driver_version, const Cach
   if (!enabled()) return;
   auto key = driver_version ? fmt::format("{}|driver{}", ptx_key, driver_version) : ptx_key + "|ptx";
   const std::string bytes = encode_entry(key, entry);
-  write_file_atomically(entry_path(ptx_key, driver_version), bytes);
+  const std::string path = entry_path(ptx_key, driver_version);
+  write_file_atomically(path, bytes);
   std::lock_guard<std::mutex> lock(usage_mutex);
   Usage& u = usage()[dir_];
   u.bytes += bytes.size();
   if (!u.known || u.bytes > max_bytes_ || std::chrono::steady_clock::now() - u.walked > kUsageFresh) {
-    u.bytes = evict();
+    u.bytes = evict(path);
     u.walked = std::chrono::steady_clock::now();
     u.known = true;
   }
@@ -171,7 +172,7 @@ uint64_t DiskCache::total_bytes() const {
   return total;
 }
 
-uint64_t DiskCache::evict() {
+uint64_t DiskCache::evict(const std::string& keep) {
   struct File {
     fs::path path;
     fs::file_time_type time;
@@ -199,9 +200,12 @@ uint64_t DiskCache::evict() {
   });
   if (total <= max_bytes_) return total;
   const uint64_t target = max_bytes_ / 5 * 4;
-  std::sort(files.begin(), files.end(), [](const File& a, const File& b) { return a.time < b.time; });
+  // Oldest first; equal times (file clocks can tick coarser than stores) in path order.
+  std::sort(files.begin(), files.end(),
+            [](const File& a, const File& b) { return a.time != b.time ? a.time < b.time : a.path < b.path; });
   for (const auto& f : files) {
     if (total <= target) break;
+    if (f.path == fs::path(keep)) continue;  // the entry a store just made is never its own victim
     if (fs::remove(f.path, ec)) total -= f.size;
     fs::remove(f.path.parent_path(), ec);  // only succeeds once the key's directory is empty
   }

@@ -45,7 +45,8 @@ class DiskCache {
  private:
   std::string entry_path(const std::string& ptx_key, int driver_version) const;
   std::optional<CacheEntry> read_entry(const std::string& path, const std::string& key);
-  uint64_t evict();  // walks the directory; returns the bytes left
+  // Walks the directory, evicting (never `keep`) when over the bound; returns the bytes left.
+  uint64_t evict(const std::string& keep);
 
   std::string dir_;
   uint64_t max_bytes_;

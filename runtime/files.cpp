@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
-#include <csignal>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -51,14 +51,13 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 namespace {
-// Fault injection for the tests of what a killed writer leaves: ROPEJIT_TEST_KILL_WRITER names the
-// step (before_write, mid_write, before_rename) at which the writing process SIGKILLs itself.
-// Read at each write, not cached: a test sets it in a forked child.
-const char* kill_step() { return std::getenv("ROPEJIT_TEST_KILL_WRITER"); }
-void maybe_die_at(const char* step) {
-  if (const char* at = kill_step(); at && std::strcmp(at, step) == 0) ::kill(::getpid(), SIGKILL);
+std::atomic<WriteStepHook> write_step_hook{nullptr};
+void step(const char* name) {
+  if (WriteStepHook h = write_step_hook.load(std::memory_order_relaxed)) h(name);
 }
 }  // namespace
+
+void set_write_step_hook_for_tests(WriteStepHook hook) { write_step_hook.store(hook); }
 
 void write_file_atomically(const std::string& path, const std::string& data) {
   fs::path p(path);
@@ -70,11 +69,12 @@ void write_file_atomically(const std::string& path, const std::string& data) {
   auto tmp = fmt::format("{}.tmp.{}.{:x}", path, ::getpid(), (uint64_t(rd()) << 32) ^ rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(ErrorKind::io, fmt::format("writing {}: {}", tmp, std::strerror(errno)));
-  maybe_die_at("before_write");
+  step("before_write");
   size_t done = 0;
   while (done < data.size()) {
-    // Under the mid_write hook, half the bytes are in the temporary when the writer dies.
-    const size_t chunk = done == 0 && data.size() > 1 && kill_step() ? data.size() / 2 : data.size() - done;
+    // Under a test's hook the bytes go in two halves, so it can act between them (mid_write).
+    const bool halves = write_step_hook.load(std::memory_order_relaxed) && done == 0 && data.size() > 1;
+    const size_t chunk = halves ? data.size() / 2 : data.size() - done;
     ssize_t n = ::write(fd, data.data() + done, chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -84,9 +84,9 @@ void write_file_atomically(const std::string& path, const std::string& data) {
       throw Error(ErrorKind::io, fmt::format("writing {}: {}", tmp, std::strerror(e)));
     }
     done += size_t(n);
-    if (done < data.size()) maybe_die_at("mid_write");
+    if (done < data.size()) step("mid_write");
   }
-  maybe_die_at("before_rename");
+  step("before_rename");
   if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());

@@ -32,6 +32,11 @@ class FileLock {
   int fd_ = -1;
 };
 
+// Tests only: called with "before_write", "mid_write" (half the bytes written) and "before_rename"
+// during write_file_atomically, so a test can kill the writer at each step. nullptr: none (default).
+using WriteStepHook = void (*)(const char* step);
+void set_write_step_hook_for_tests(WriteStepHook hook);
+
 // zlib's CRC-32 of `data`, continuing from `crc` (0 to start): the checksum of cache entries and
 // bundle files.
 uint32_t crc32_of(std::string_view data, uint32_t crc = 0);

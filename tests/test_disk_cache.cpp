@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -23,7 +24,10 @@ namespace fs = std::filesystem;
 namespace {
 
 struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("ropejit-cache-test-" + std::to_string(::getpid()));
+  // Unique per case too: the cache's per-process size tally is keyed by the directory.
+  static inline int count = 0;
+  fs::path path = fs::temp_directory_path() /
+                  ("ropejit-cache-test-" + std::to_string(::getpid()) + "-" + std::to_string(count++));
   TempDir() { fs::remove_all(path); }
   ~TempDir() { fs::remove_all(path); }
 };
@@ -197,10 +201,12 @@ TEST_CASE("ROPEJIT_CACHE_MAX_BYTES that is not a byte count keeps the default bo
     cache.store(std::string("key.") + bad, 0, CacheEntry{"ptx text", ""});
     CHECK(cache.load_ptx(std::string("key.") + bad).has_value());  // not evicted by a bound of 0
   }
-  ::setenv("ROPEJIT_CACHE_MAX_BYTES", "1", 1);  // a real, tiny bound still evicts
+  ::setenv("ROPEJIT_CACHE_MAX_BYTES", "1", 1);  // a real, tiny bound still evicts all but the entry just stored
   auto tiny = DiskCache::from_env();
   tiny.store("key.tiny", 0, CacheEntry{"ptx text", ""});
-  CHECK(tiny.total_bytes() == 0);
+  CHECK(tiny.total_bytes() == encode_entry("key.tiny|ptx", CacheEntry{"ptx text", ""}).size());
+  CHECK_FALSE(tiny.load_ptx("key.1k").has_value());
+  CHECK(tiny.load_ptx("key.tiny").has_value());
   ::unsetenv("ROPEJIT_CACHE_MAX_BYTES");
   ::unsetenv("ROPEJIT_CACHE_DIR");
 }
@@ -237,7 +243,12 @@ TEST_CASE("disk cache: what a writer killed at each step leaves; stale temporari
   // store does): the dead writers' temporaries are removed, the live one is kept and counted, and the
   // least recent entries make room down to 80% of the bound.
   fs::last_write_time(dir / "ptx.rjk", fs::file_time_type::clock::now() - std::chrono::hours(1));
-  for (const char* key : {"b", "c", "d", "e"}) cache.store(key, 0, CacheEntry{payload, ""});
+  int age = 40;  // distinct times, oldest first (file clocks can tick coarser than these stores)
+  for (const char* key : {"b", "c", "d"}) {
+    cache.store(key, 0, CacheEntry{payload, ""});
+    fs::last_write_time(tmp.path / key / "ptx.rjk", fs::file_time_type::clock::now() - std::chrono::minutes(age -= 10));
+  }
+  cache.store("e", 0, CacheEntry{payload, ""});  // the entry just stored is never the one evicted
   CHECK_FALSE(fs::exists(partial_old));
   CHECK_FALSE(fs::exists(whole_old));
   CHECK(fs::exists(live));
@@ -306,7 +317,11 @@ TEST_CASE("disk cache: writers SIGKILLed before writing, mid-write and before th
     INFO(step);
     pid_t pid = ::fork();
     if (pid == 0) {
-      ::setenv("ROPEJIT_TEST_KILL_WRITER", step, 1);
+      static const char* kill_at;
+      kill_at = step;
+      set_write_step_hook_for_tests([](const char* now) {
+        if (std::strcmp(now, kill_at) == 0) ::kill(::getpid(), SIGKILL);
+      });
       DiskCache(tmp.path.string()).store(std::string("killed-") + step, 0, CacheEntry{payload, ""});
       ::_exit(0);  // not reached: the hook kills the process
     }

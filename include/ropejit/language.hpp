@@ -241,8 +241,8 @@ class Builder {
   // Across the threads of the program: each element of `v` (f32) summed (or maxed) over groups of
   // `lanes` consecutive threads (0: the whole program); every thread of a group gets the group's
   // result. `lanes` is a power of two, or any count up to 32: then each warp (32 threads, or the
-  // program if smaller) holds 32 / lanes groups from its first thread, summed in lane order, and its
-  // last 32 % lanes threads get their own value back. NVPTX: warp shuffles, plus shared memory where a group spans warps. Host:
+  // whole program if smaller: W threads) holds W / lanes groups from its first thread, summed in lane
+  // order, and its last W % lanes threads get their own value back. NVPTX: warp shuffles, plus shared memory where a group spans warps. Host:
   // the program's threads run as a loop that splits here, in the GPU's order of operations, so the
   // two backends agree bit for bit. Every thread must reach it: not inside if_then or for_range,
   // and not after return_if.

@@ -118,8 +118,9 @@ class RotatingKernel {
 
   // Straight-line code over every head this thread owns: q heads g, g+G, ..., then k heads likewise.
   // Slots are taken `unroll` at a time: all their loads are issued before the first store, so they
-  // are in flight together (across the q/k boundary too). Batches touch different heads, so loading
-  // one before storing the last is safe in place. A slot past a tensor's last head (when G
+  // are in flight together (across the q/k boundary too). Batches store different heads, so loading
+  // one before storing the last is safe in place (a padding slot's reread of a tensor's last head may
+  // race with that head's store, but its values are never stored or summed into a real head). A slot past a tensor's last head (when G
   // does not divide its head count) loads a valid head and skips its stores.
   void heads(const std::vector<Tensor>& tensors) {
     std::vector<Slot> slots;
@@ -156,8 +157,9 @@ class RotatingKernel {
       return acc;
     };
     // With the norm, the next batch's loads go out before this batch's reduction and stores, so the
-    // program keeps memory busy while its sums cross lanes: on the H100 at 16K tokens (d128 32/8)
-    // t128.w8.u2.cs reached 97.2% of copy bandwidth so and at most 93.5% without (t64.w8.u4.cs: 96.0%).
+    // program keeps memory busy while its sums cross lanes. H100 sweep, 16K tokens, d128 32/8: the
+    // best config reached 97.2% of copy bandwidth pipelined (t128.w8.u2.cs) and 96.0% not
+    // (t64.w8.u4.cs), where t128.w8.u2.cs itself stayed under 93.5% (docs/tune-h100.txt).
     const bool pipelined = norm_.has_value();
     std::vector<Loaded> next;
     for (size_t first = 0; first < slots.size(); first += unroll) {
