@@ -53,8 +53,6 @@ struct Builder::Impl {
   Value reduce(Value v, int lanes, bool is_max);
   Value reduce_nvptx(Value v, int lanes, bool is_max);
   Value reduce_host(Value v, int lanes, bool is_max);
-  Value reduce_packed_nvptx(Value v, int lanes, bool is_max);  // lanes not a power of two
-  Value reduce_packed_host(Value v, int lanes, bool is_max);
 
   llvm::Module& module;
   Target target;

@@ -36,7 +36,6 @@ V Builder::Impl::reduce(V v, int lanes, bool is_max) {
     throw Error(ErrorKind::invalid_argument,
                 fmt::format("kernel language: {} after return_if: every thread must reach it", what));
   ++reductions;
-  if (!pow2) return target == Target::nvptx ? reduce_packed_nvptx(v, lanes, is_max) : reduce_packed_host(v, lanes, is_max);
   return target == Target::nvptx ? reduce_nvptx(v, lanes, is_max) : reduce_host(v, lanes, is_max);
 }
 
@@ -54,51 +53,6 @@ PackedPlace packed_place(llvm::IRBuilder<>& ir, llvm::Value* tid, int lanes, int
 }
 }  // namespace
 
-V Builder::Impl::reduce_packed_nvptx(V v, int lanes, bool is_max) {
-  const int warp = std::min(threads, 32);
-  const uint32_t member = threads >= 32 ? 0xffffffffu : (1u << threads) - 1;
-  PackedPlace at = packed_place(ir, nvptx_tid, lanes, warp);
-  // Spare threads read themselves, so every source lane is a member of the shuffle.
-  llvm::Value* wl = ir.CreateTrunc(ir.CreateURem(nvptx_tid, ir.getInt64(uint64_t(warp))), ir.getInt32Ty());
-  llvm::Value* first = ir.CreateTrunc(ir.CreateURem(at.first, ir.getInt64(uint64_t(warp))), ir.getInt32Ty());
-  llvm::Value* x = use(v);
-  llvm::Value* r = x;
-  for (int e = 0; e < v.width(); ++e) {
-    llvm::Value* p = v.width() == 1 ? x : ir.CreateExtractElement(x, uint64_t(e));
-    llvm::Value* acc = nullptr;
-    for (int k = 0; k < lanes; ++k) {
-      llvm::Value* src = ir.CreateSelect(at.spare, wl, ir.CreateAdd(first, ir.getInt32(uint32_t(k))));
-      llvm::Value* s = ir.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_idx_f32, {},
-                                          {ir.getInt32(member), p, src, ir.getInt32(0x1f)});
-      acc = acc ? combine(ir, acc, s, is_max) : s;
-    }
-    acc = ir.CreateSelect(at.spare, p, acc);
-    r = v.width() == 1 ? acc : ir.CreateInsertElement(r, acc, uint64_t(e));
-  }
-  return wrap(r, Elem::f32, v.width());
-}
-
-V Builder::Impl::reduce_packed_host(V v, int lanes, bool is_max) {
-  auto* t = type_of(Elem::f32, v.width());
-  auto* a = per_thread_array(t, "reduce_a");
-  auto* b = per_thread_array(t, "reduce_b");
-  ir.CreateStore(use(v), ir.CreateGEP(t, a, segments.back().tid));
-  close_segment();
-  uniform_loop(threads, [&](llvm::Value* i) {
-    PackedPlace at = packed_place(ir, i, lanes, std::min(threads, 32));
-    llvm::Value* acc = nullptr;
-    for (int k = 0; k < lanes; ++k) {
-      // Spare threads read themselves (within bounds), then keep their own value.
-      llvm::Value* src = ir.CreateSelect(at.spare, i, ir.CreateAdd(at.first, ir.getInt64(uint64_t(k))));
-      llvm::Value* s = ir.CreateLoad(t, ir.CreateGEP(t, a, src));
-      acc = acc ? combine(ir, acc, s, is_max) : s;
-    }
-    ir.CreateStore(ir.CreateSelect(at.spare, ir.CreateLoad(t, ir.CreateGEP(t, a, i)), acc), ir.CreateGEP(t, b, i));
-  });
-  open_segment();
-  return wrap(ir.CreateLoad(t, ir.CreateGEP(t, b, segments.back().tid)), Elem::f32, v.width());
-}
-
 V Builder::Impl::reduce_nvptx(V v, int lanes, bool is_max) {
   auto* f32 = ir.getFloatTy();
   auto* i32 = ir.getInt32Ty();
@@ -107,8 +61,27 @@ V Builder::Impl::reduce_nvptx(V v, int lanes, bool is_max) {
   llvm::Value* x = use(v);
   std::vector<llvm::Value*> parts;
   for (int e = 0; e < v.width(); ++e) parts.push_back(v.width() == 1 ? x : ir.CreateExtractElement(x, uint64_t(e)));
-  for (auto& p : parts)
-    for (int o = warp_lanes / 2; o >= 1; o /= 2) {
+  const bool packed = lanes & (lanes - 1);
+  if (packed) {
+    // Packed groups: each lane of the group read in order (shfl.sync.idx); spare threads read
+    // themselves, so every source lane is a member of the shuffle, and keep their own value.
+    const int warp = std::min(threads, 32);
+    PackedPlace at = packed_place(ir, nvptx_tid, lanes, warp);
+    llvm::Value* self = ir.CreateTrunc(ir.CreateURem(nvptx_tid, ir.getInt64(uint64_t(warp))), i32);
+    llvm::Value* first = ir.CreateTrunc(ir.CreateURem(at.first, ir.getInt64(uint64_t(warp))), i32);
+    for (auto& p : parts) {
+      llvm::Value* acc = nullptr;
+      for (int k = 0; k < lanes; ++k) {
+        llvm::Value* src = ir.CreateSelect(at.spare, self, ir.CreateAdd(first, ir.getInt32(uint32_t(k))));
+        llvm::Value* s = ir.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_idx_f32, {},
+                                            {ir.getInt32(member), p, src, ir.getInt32(0x1f)});
+        acc = acc ? combine(ir, acc, s, is_max) : s;
+      }
+      p = ir.CreateSelect(at.spare, p, acc);
+    }
+  }
+  for (auto& p : parts)  // the butterfly within a warp (none for packed groups)
+    for (int o = packed ? 0 : warp_lanes / 2; o >= 1; o /= 2) {
       llvm::Value* other = ir.CreateIntrinsic(llvm::Intrinsic::nvvm_shfl_sync_bfly_f32, {},
                                         {ir.getInt32(member), p, ir.getInt32(uint32_t(o)), ir.getInt32(0x1f)});
       p = combine(ir, p, other, is_max);
@@ -144,7 +117,6 @@ V Builder::Impl::reduce_nvptx(V v, int lanes, bool is_max) {
       }
       parts[size_t(e)] = acc;
     }
-    (void)i32;
   }
   llvm::Value* r = parts[0];
   if (v.width() > 1) {
@@ -160,10 +132,24 @@ V Builder::Impl::reduce_host(V v, int lanes, bool is_max) {
   auto* b = per_thread_array(t, "reduce_b");
   ir.CreateStore(use(v), ir.CreateGEP(t, a, segments.back().tid));
   close_segment();
-  // The warp butterfly, step by step over all threads: r[i] = r[i] op r[i ^ o].
   auto* src = a;
   auto* dst = b;
-  for (int o = std::min(lanes, 32) / 2; o >= 1; o /= 2) {
+  const bool packed = lanes & (lanes - 1);
+  if (packed) {  // packed groups, in lane order; spare threads keep their own value
+    uniform_loop(threads, [&](llvm::Value* i) {
+      PackedPlace at = packed_place(ir, i, lanes, std::min(threads, 32));
+      llvm::Value* acc = nullptr;
+      for (int k = 0; k < lanes; ++k) {
+        llvm::Value* from = ir.CreateSelect(at.spare, i, ir.CreateAdd(at.first, ir.getInt64(uint64_t(k))));
+        llvm::Value* s = ir.CreateLoad(t, ir.CreateGEP(t, src, from));
+        acc = acc ? combine(ir, acc, s, is_max) : s;
+      }
+      ir.CreateStore(ir.CreateSelect(at.spare, ir.CreateLoad(t, ir.CreateGEP(t, src, i)), acc), ir.CreateGEP(t, dst, i));
+    });
+    std::swap(src, dst);
+  }
+  // The warp butterfly, step by step over all threads: r[i] = r[i] op r[i ^ o] (none for packed groups).
+  for (int o = packed ? 0 : std::min(lanes, 32) / 2; o >= 1; o /= 2) {
     uniform_loop(threads, [&](llvm::Value* i) {
       llvm::Value* mine = ir.CreateLoad(t, ir.CreateGEP(t, src, i));
       llvm::Value* theirs = ir.CreateLoad(t, ir.CreateGEP(t, src, ir.CreateXor(i, ir.getInt64(uint64_t(o)))));

@@ -53,9 +53,6 @@ void HostTensor::fill_random(std::mt19937_64& rng) {
 
 void HostTensor::poison() { std::memset(bytes.data(), 0xff, bytes.size()); }
 
-namespace {
-
-// Whether every byte outside the view is the same in a and b.
 bool gaps_equal(const HostTensor& a, const std::vector<uint8_t>& b) {
   std::vector<bool> inside(a.bytes.size(), false);
   const auto& v = a.view;
@@ -70,6 +67,9 @@ bool gaps_equal(const HostTensor& a, const std::vector<uint8_t>& b) {
     if (!inside[x] && a.bytes[x] != b[x]) return false;
   return true;
 }
+
+namespace {
+
 
 struct Staged {  // one tensor's memory on the backend
   HostTensor host;

@@ -50,6 +50,10 @@ struct CaseResult {
   std::vector<uint8_t> q_out_bytes, k_out_bytes;  // raw output storage, for bitwise comparisons
 };
 
+// Whether every byte of a's storage outside its view equals the same byte of b (nothing written
+// outside the view).
+bool gaps_equal(const HostTensor& a, const std::vector<uint8_t>& b);
+
 // Runs a case on the backend with fresh random data (seeded), poisoned outputs, and checks it.
 CaseResult run_case(const Case& c, Backend backend, uint64_t seed);
 

@@ -12,6 +12,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -305,19 +306,20 @@ TEST_CASE("language: masked loads give `other`, masked stores leave memory alone
   std::mt19937_64 rng(7);
   for (auto& e : m) e = int32_t(rng() % 3) - 1;  // -1, 0, 1: on where non-zero
 
-  SUBCASE("scalar mask") {
-    const int64_t n = cap;
+  // Runs one of the kernels and counts wrong elements against `on(i)`: loaded is x or -7 (other),
+  // zeros is x or 0, stored is 2x or untouched poison.
+  auto check = [&](Kernel& k, int64_t n, const std::function<bool(int64_t)>& on_at) {
     std::vector<float> loaded(static_cast<size_t>(cap)), zeros(static_cast<size_t>(cap)), stored(static_cast<size_t>(cap));
     poison(loaded), poison(zeros), poison(stored);
-    ArgPack args(scalar_mask.signature());
+    ArgPack args(k.signature());
     args.set("x", x.data()).set("m", m.data()).set("loaded", loaded.data()).set("zeros", zeros.data());
     args.set("stored", stored.data()).set("n", n);
-    scalar_mask.launch(kHost, Grid{2}, args);
+    k.launch(kHost, Grid{2}, args);
     int64_t wrong = 0, on_count = 0;
     for (int64_t i = 0; i < cap; ++i) {
-      bool on = (i / 4) % 3 != 0;
+      const bool on = on_at(i);
       on_count += on;
-      float xi = x[size_t(i)];
+      const float xi = x[size_t(i)];
       wrong += bits_of(loaded[size_t(i)]) != bits_of(on ? xi : -7.0f);
       wrong += bits_of(zeros[size_t(i)]) != bits_of(on ? xi : 0.0f);
       wrong += on ? bits_of(stored[size_t(i)]) != bits_of(xi * 2.0f) : !is_poison(stored[size_t(i)]);
@@ -325,28 +327,11 @@ TEST_CASE("language: masked loads give `other`, masked stores leave memory alone
     CHECK(on_count > 0);
     CHECK(on_count < cap);
     CHECK(wrong == 0);
-  }
+  };
+  SUBCASE("scalar mask") { check(scalar_mask, cap, [](int64_t i) { return (i / 4) % 3 != 0; }); }
   SUBCASE("per-element mask, ragged tail") {
     const int64_t n = cap - 3;  // the last thread's vector is partly outside
-    std::vector<float> loaded(static_cast<size_t>(cap)), zeros(static_cast<size_t>(cap)), stored(static_cast<size_t>(cap));
-    poison(loaded), poison(zeros), poison(stored);
-    ArgPack args(vector_mask.signature());
-    args.set("x", x.data()).set("m", m.data()).set("loaded", loaded.data()).set("zeros", zeros.data());
-    args.set("stored", stored.data()).set("n", n);
-    vector_mask.launch(kHost, Grid{2}, args);
-    int64_t wrong = 0, on_count = 0;
-    for (int64_t i = 0; i < cap; ++i) {
-      bool on = i < n && m[size_t(i)] != 0;
-      on_count += on;
-      float xi = x[size_t(i)];
-      INFO("element " << i);
-      wrong += bits_of(loaded[size_t(i)]) != bits_of(on ? xi : -7.0f);
-      wrong += bits_of(zeros[size_t(i)]) != bits_of(on ? xi : 0.0f);
-      wrong += on ? bits_of(stored[size_t(i)]) != bits_of(xi * 2.0f) : !is_poison(stored[size_t(i)]);
-    }
-    CHECK(on_count > 0);
-    CHECK(on_count < cap);
-    CHECK(wrong == 0);
+    check(vector_mask, n, [&](int64_t i) { return i < n && m[size_t(i)] != 0; });
   }
 }
 
@@ -680,6 +665,10 @@ TEST_CASE("language: PTX of reductions: shuffles within a warp, a barrier only w
   std::string p0 = make(0).ptx(80);
   CHECK(p0.find("shfl.sync.bfly") != std::string::npos);
   CHECK(has_barrier(p0));
+  std::string p6 = make(6).ptx(90);  // packed groups: indexed shuffles only, no butterfly, no barrier
+  CHECK(p6.find("shfl.sync.idx") != std::string::npos);
+  CHECK(p6.find("shfl.sync.bfly") == std::string::npos);
+  CHECK_FALSE(has_barrier(p6));
 }
 
 // ---- Errors ----
