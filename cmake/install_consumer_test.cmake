@@ -32,7 +32,9 @@ run(${WORK_DIR}/cmake-build/consumer_runtime)
 
 # 2. pkg-config: the same main.cpp compiled with `pkg-config --cflags --libs ropejit`.
 if(NOT PKG_CONFIG)
-  message(FATAL_ERROR "pkg-config not found (scripts/install-deps installs it)")
+  # CTest reports the test as skipped (SKIP_REGULAR_EXPRESSION), not passed: half of it did not run.
+  message(STATUS "ROPEJIT-SKIPPED: pkg-config not found, so the pkg-config half did not run (scripts/install-deps installs it)")
+  return()
 endif()
 set(ENV{PKG_CONFIG_PATH} ${prefix}/${LIBDIR}/pkgconfig)
 foreach(pc ropejit ropejit-runtime)

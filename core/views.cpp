@@ -103,6 +103,11 @@ void check_view(const char* name, const TensorView& v) {
       throw Error(fmt::format("{}: the {} dimension reaches past 2^63 elements", name, d.what));
     inside = d.what;
   }
+  // The last byte must be an address: no wrap past 2^64 (the kernels add byte offsets to the pointer).
+  uint64_t bytes = 0, end = 0;
+  if (__builtin_mul_overflow(uint64_t(span), uint64_t(dtype_size(v.dtype)), &bytes) ||
+      __builtin_add_overflow(uint64_t(reinterpret_cast<uintptr_t>(v.data)), bytes, &end))
+    throw Error(fmt::format("{}: the view's {} elements from {} run past the end of the address space", name, span, v.data));
 }
 
 void check_same_shape(const char* name, const TensorView& v, const char* ref_name, const TensorView& ref, bool heads) {

@@ -281,3 +281,27 @@ TEST_CASE("errors: specs past 4096 heads, and contiguous views whose size overfl
                        doctest::Contains("overflows"), Error);
   CHECK_THROWS_WITH_AS(TensorView::bhsd(nullptr, DType::bf16, -1, 4, 4, 4), doctest::Contains("negative"), Error);
 }
+
+TEST_CASE("errors: a view running past the end of the address space; references given bad views or tables") {
+  Setup s;
+  // 2^46 elements per dimension are allowed, but not a last byte past 2^64: the pointer is near the top.
+  TensorView high = s.q.view;
+  high.data = reinterpret_cast<void*>(~uintptr_t(0) - 1023);  // aligned; 512 bf16 fit before the wrap
+  CHECK_REJECTS(s, apply_rope(high, nullptr, s.pos, s.table.view(), s.opt), "address space");
+  // The fp64 references check their inputs like the ops (sizes, strides, overflow) before indexing.
+  const auto table = ReferenceTable::exact(64, 64, 10000.0);
+  TensorView twice = s.q.view;
+  twice.stride_seq = 8;  // tokens reaching the same elements
+  CHECK_THROWS_WITH_AS(reference_rope(twice, s.pos, table, RopeStyle::neox, 64), doctest::Contains("same elements"), Error);
+  CHECK_THROWS_WITH_AS(reference_rope(s.q.view, s.pos, table, RopeStyle::neox, 66), doctest::Contains("rotary_dim"), Error);
+  ReferenceResult ref = reference_rope(s.q.view, s.pos, table, RopeStyle::neox, 64);
+  CHECK_THROWS_WITH_AS(compare_to_reference(twice, ref), doctest::Contains("same elements"), Error);
+  ReferenceTable cut = table;
+  cut.sin.pop_back();
+  CHECK_THROWS_WITH_AS(reference_rope(s.q.view, s.pos, cut, RopeStyle::neox, 64), doctest::Contains("table"), Error);
+  CosSinTable huge = s.table.view();
+  huge.max_position = int64_t(1) << 56;  // would size the copy past memory
+  CHECK_THROWS_WITH_AS(ReferenceTable::from(huge), doctest::Contains("out of range"), Error);
+  huge.cos = nullptr;
+  CHECK_THROWS_WITH_AS(ReferenceTable::from(huge), doctest::Contains("null"), Error);
+}

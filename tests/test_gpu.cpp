@@ -281,7 +281,8 @@ TEST_CASE("gpu: nothing compiles under capture; after warm_up a graph of both op
   d.cuStreamDestroy(stream);
 }
 
-TEST_CASE("gpu: 8 threads on 8 streams, 6 specs of both ops, first calls racing: each kernel made once, results exact" *
+TEST_CASE("gpu: 8 threads on 8 streams, 6 specs of both ops, first calls racing, 2 threads rewriting the tuning file: "
+          "each kernel made once, results exact" *
           doctest::skip(no_gpu())) {
   const auto& d = runtime::driver();
   struct Spec {
@@ -300,7 +301,7 @@ TEST_CASE("gpu: 8 threads on 8 streams, 6 specs of both ops, first calls racing:
       tables.emplace(sp.head_dim, std::pair<RopeTable, RopeTable>{RopeTable(Backend::cuda, 64, sp.head_dim),
                                                                   RopeTable(Backend::host, 64, sp.head_dim)});
   std::atomic<int> mismatches{0}, errors{0};
-  std::vector<std::string> messages(kThreads);
+  std::vector<std::string> messages(kThreads + 2);  // the op threads', then the 2 tuners'
   auto one_thread = [&](int t) {
     try {
       runtime::ensure_context(0);  // a new thread has no current context: device 0's primary one
@@ -342,10 +343,47 @@ TEST_CASE("gpu: 8 threads on 8 streams, 6 specs of both ops, first calls racing:
       ++errors;
     }
   };
+  // Two threads save records into the tuning file and read it back while the ops run (and reload it
+  // after each save). The records hold the heuristic's configs, so kernels and bits stay as checked.
+  const auto tuning = std::filesystem::temp_directory_path() / fmt::format("ropejit-gpu-tuning-{}.json", ::getpid());
+  std::filesystem::remove(tuning);
+  ::setenv("ROPEJIT_TUNING_FILE", tuning.c_str(), 1);
+  std::vector<TuningRecord> records;
+  for (const Spec& sp : specs) {
+    TensorView q = TensorView::bshd(reinterpret_cast<void*>(uintptr_t(256)), sp.dtype, 3, 7, sp.q_heads, sp.head_dim);
+    TensorView k = TensorView::bshd(reinterpret_cast<void*>(uintptr_t(1 << 20)), sp.dtype, 3, 7, sp.k_heads, sp.head_dim);
+    const CosSinTable& table = tables.at(sp.head_dim).first.view();
+    const float w[1] = {1};
+    const KernelChoice choice = sp.norm ? describe_qk_norm_rope(q, &k, Positions::contiguous(0), table, QkNorm{w, w}, {})
+                                        : describe_kernel(q, &k, Positions::contiguous(0), table, {});
+    records.push_back({gpu().name, sp.norm ? "qk_norm_rope" : "rope", choice.spec_key, token_bucket(21),
+                       config_values(choice.config), 1.0});
+  }
+  std::atomic<bool> ops_done{false};
+  std::atomic<int> saves{0};
+  auto tuner_thread = [&](int t) {
+    try {
+      while (!ops_done.load()) {
+        save_tuning({records[size_t(saves++ + t) % records.size()]}, tuning.string());
+        if (load_tuning(tuning.string()).empty()) ++errors;
+      }
+    } catch (const std::exception& e) {
+      messages[size_t(kThreads + t)] = std::string("tuner: ") + e.what();
+      ++errors;
+    }
+  };
   const auto before = stats();
-  std::vector<std::thread> threads;
+  std::vector<std::thread> threads, tuners;
+  for (int t = 0; t < 2; ++t) tuners.emplace_back(tuner_thread, t);
   for (int t = 0; t < kThreads; ++t) threads.emplace_back(one_thread, t);
   for (auto& th : threads) th.join();
+  ops_done = true;
+  for (auto& th : tuners) th.join();
+  ::unsetenv("ROPEJIT_TUNING_FILE");
+  CHECK(load_tuning(tuning.string()).size() == records.size());
+  std::filesystem::remove(tuning);
+  std::filesystem::remove(tuning.string() + ".lock");
+  MESSAGE(saves.load() << " tuning-file saves during the run");
   for (const auto& m : messages)
     if (!m.empty()) MESSAGE(m);
   CHECK(errors.load() == 0);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/views.hpp"
 #include "ops/rope/reference_rotation.hpp"
 #include "ropejit/rope.hpp"
 #include "ropejit/testing.hpp"
@@ -28,6 +29,11 @@ ReferenceTable ReferenceTable::exact(int64_t max_position, int64_t rotary_dim, d
 }
 
 ReferenceTable ReferenceTable::from(const CosSinTable& host) {
+  if (!host.cos || !host.sin) throw Error("reference table: null cos or sin pointer");
+  if (host.max_position <= 0 || host.rotary_dim <= 0 || host.rotary_dim % 2 ||
+      host.max_position > (int64_t(1) << 36) / host.rotary_dim)
+    throw Error(fmt::format("reference table: max_position {} and rotary_dim {} are out of range", host.max_position,
+                            host.rotary_dim));
   ReferenceTable t;
   t.max_position = host.max_position;
   t.rotary_dim = host.rotary_dim;
@@ -47,6 +53,11 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
                                    RopeStyle style, int64_t rotary_dim,
                                    const std::function<void(std::vector<double>& row)>& prepare, bool inverse) {
   if (rotary_dim != table.rotary_dim) throw Error("reference: table rotary_dim differs");
+  if (rotary_dim <= 0 || rotary_dim % 2 || rotary_dim > x.head_dim)
+    throw Error(fmt::format("reference: rotary_dim {} must be even, positive and at most head_dim {}", rotary_dim, x.head_dim));
+  core::check_view("reference input", x);  // sizes and strides overflow-checked before any indexing
+  if (table.cos.size() != size_t(table.max_position * (rotary_dim / 2)) || table.sin.size() != table.cos.size())
+    throw Error("reference: the table's cos/sin do not hold max_position x rotary_dim / 2 values");
   const double sin_sign = inverse ? -1.0 : 1.0;
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
   ReferenceResult r;
@@ -106,6 +117,7 @@ double half_ulp(DType t, double v) {
 
 Comparison compare_to_reference(const TensorView& out, const ReferenceResult& ref) {
   Comparison c;
+  core::check_view("compare_to_reference output", out);
   const size_t n = size_t(out.batch * out.seq * out.heads * out.head_dim);
   if (ref.value.size() != n || ref.scale.size() != n)
     throw Error(fmt::format("compare_to_reference: the reference has {} values, the view {} elements", ref.value.size(), n));
