@@ -19,11 +19,11 @@ const char* layout_name(Layout l) {
 }
 
 std::string Case::describe() const {
-  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}",
+  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}{}",
                      style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
                      rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
                      pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout), batch,
-                     seq, threads, vector_width, unroll, streaming);
+                     seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "");
 }
 
 HostTensor::HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
@@ -116,8 +116,8 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   host_table.cos = table.host_cos().data();
   host_table.sin = table.host_sin().data();
   auto ref_table = ReferenceTable::from(host_table);
-  auto ref_q = reference_rope(q.view, host_pos, ref_table, c.style, c.rotary_dim);
-  auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, c.style, c.rotary_dim) : ReferenceResult{};
+  auto ref_q = reference_rope(q.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse);
+  auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse) : ReferenceResult{};
 
   // Outputs: the inputs themselves in place; poisoned storage of the same layout otherwise.
   HostTensor q_out_init = q, k_out_init = k;
@@ -145,6 +145,7 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   opt.vector_width = c.vector_width;
   opt.unroll = c.unroll;
   opt.streaming = c.streaming;
+  opt.inverse = c.inverse;
   if (!c.in_place) {
     opt.q_out = sqo.view;
     if (has_k) opt.k_out = sko.view;

@@ -27,6 +27,7 @@ struct Case {
   int batch = 2, seq = 5;
   int threads = 0, vector_width = 0, unroll = 0;  // 0: heuristic
   int streaming = -1;                             // -1: heuristic
+  bool inverse = false;                           // rotate by -angle (RoPE's backward)
   std::string describe() const;
 };
 

@@ -39,6 +39,15 @@ const DeviceInfo& gpu() {
 }
 bool no_gpu() { return !gpu().available; }
 
+int gpu_count() {
+  static const int n = [] {
+    int count = 0;
+    if (no_gpu() || runtime::driver().cuDeviceGetCount(&count) != CUDA_SUCCESS) return 0;
+    return count;
+  }();
+  return n;
+}
+
 void check_case(const Case& c, uint64_t seed) { test::check_case(c, Backend::cuda, seed); }
 void run_matrix(RopeStyle style, DType dtype) { check_matrix(style, dtype, Backend::cuda); }
 
@@ -72,26 +81,64 @@ TEST_CASE("gpu: other configs and padded strides" * doctest::skip(no_gpu())) {
       }
 }
 
-TEST_CASE("gpu: bit-identical to the host backend" * doctest::skip(no_gpu())) {
+TEST_CASE("gpu: bit-identical to the host backend, forward and inverse (RoPE's backward)" * doctest::skip(no_gpu())) {
   uint64_t seed = 9000;
-  for (DType dt : {DType::bf16, DType::f16, DType::f32})
-    for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
-      for (bool in_place : {true, false}) {
-        Case c;
-        c.dtype = dt;
-        c.style = style;
-        c.in_place = in_place;
-        c.rotary_dim = in_place ? 128 : 96;
-        c.batch = 4;
-        c.seq = 33;
-        INFO(c.describe());
-        auto g = run_case(c, Backend::cuda, seed);
-        auto h = run_case(c, Backend::host, seed);
-        CHECK(g.q.ok());
-        CHECK(g.q_out_bytes == h.q_out_bytes);
-        CHECK(g.k_out_bytes == h.k_out_bytes);
-        ++seed;
-      }
+  for (bool inverse : {false, true})
+    for (DType dt : {DType::bf16, DType::f16, DType::f32})
+      for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+        for (bool in_place : {true, false}) {
+          Case c;
+          c.dtype = dt;
+          c.style = style;
+          c.in_place = in_place;
+          c.rotary_dim = in_place ? 128 : 96;
+          c.batch = 4;
+          c.seq = 33;
+          c.inverse = inverse;
+          INFO(c.describe());
+          auto g = run_case(c, Backend::cuda, seed);
+          auto h = run_case(c, Backend::host, seed);
+          CHECK(g.q.ok());
+          CHECK(g.k.ok());
+          CHECK(g.q_out_bytes == h.q_out_bytes);
+          CHECK(g.k_out_bytes == h.k_out_bytes);
+          ++seed;
+        }
+}
+
+TEST_CASE("gpu: several GPUs: a spec used on device 0, then on device 1, is loaded for each and right on both" *
+          doctest::skip(gpu_count() < 2)) {
+  Case c;
+  c.head_dim = c.rotary_dim = 56;  // a spec no other test uses
+  c.q_heads = 6;
+  c.k_heads = 2;
+  check_case(c, 81);  // device 0 (this thread's context): built and loaded there
+  const auto s0 = stats();
+  int device_seen = -1;
+  std::thread([&] {  // a thread with no current context: ensure_context(1) makes device 1's primary current
+    runtime::ensure_context(1);
+    CUdevice dev = -1;
+    runtime::check(runtime::driver().cuCtxGetDevice(&dev), "cuCtxGetDevice");
+    device_seen = int(dev);
+    check_case(c, 82);  // device 1's buffers, table and kernel: a miss there and its own load
+    check_case(c, 83);  // then a hit on device 1
+  }).join();
+  const auto s1 = stats();
+  CHECK(device_seen == 1);
+  CHECK(s1.memory_misses == s0.memory_misses + 1);
+  CHECK(s1.modules_loaded == s0.modules_loaded + 1);
+  CHECK(s1.memory_hits >= s0.memory_hits + 1);
+  MESSAGE("device 1: " << s1.kernels_generated - s0.kernels_generated << " code generation(s), "
+                       << s1.modules_loaded - s0.modules_loaded << " module load(s)");
+  check_case(c, 84);  // back on device 0: its own module, still loaded
+  CHECK(stats().modules_loaded == s1.modules_loaded);
+  CHECK(stats().memory_hits == s1.memory_hits + 1);
+  // Device 1 again, from another thread: its module was kept (a hit, no load).
+  std::thread([&] {
+    runtime::ensure_context(1);
+    check_case(c, 85);
+  }).join();
+  CHECK(stats().modules_loaded == s1.modules_loaded);
 }
 
 TEST_CASE("gpu: the second call with the same spec does no code generation or load" * doctest::skip(no_gpu())) {
@@ -682,6 +729,8 @@ int main(int argc, char** argv) {
   else
     std::cout << "GPU: " << gpu().name << " sm_" << gpu().sm << ", driver " << gpu().driver_version << ", PTX ISA "
               << gpu().ptx_isa / 10 << "." << gpu().ptx_isa % 10 << "\n";
+  if (!no_gpu() && gpu_count() < 2)
+    std::cout << "Several-GPU test SKIPPED: the driver reports " << gpu_count() << " GPU(s), it needs 2\n";
   doctest::Context ctx(argc, argv);
   int rc = ctx.run();
   if (rc == 0 && no_gpu() && !ctx.shouldExit()) return 77;  // ctest's SKIP_RETURN_CODE

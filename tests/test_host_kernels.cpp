@@ -165,3 +165,56 @@ TEST_CASE("host kernels: warm_up makes the kernel a call needs, checks like the 
                        doctest::Contains("table"), Error);
   CHECK_THROWS_AS(warm_up(q.view, &k.view, Positions::contiguous(0), table.view(), QkNorm{}, opt), Error);
 }
+
+TEST_CASE("host: the inverse rotation (RoPE's backward) against fp64, every style, dtype and layout") {
+  uint64_t seed = 9100;
+  for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+    for (DType dt : {DType::f32, DType::f16, DType::bf16})
+      for (bool in_place : {true, false}) {
+        Case c;
+        c.style = style;
+        c.dtype = dt;
+        c.head_dim = 96;
+        c.rotary_dim = in_place ? 96 : 64;
+        c.q_heads = 5;
+        c.k_heads = in_place ? 2 : 0;
+        c.in_place = in_place;
+        c.layout = in_place ? Layout::sbhd : Layout::padded;
+        c.pos = in_place ? Pos::offset : Pos::ids64;
+        c.inverse = true;
+        check_case(c, Backend::host, seed++);
+      }
+}
+
+TEST_CASE("host: inverse undoes the rotation, is a kernel of its own, and the fused op refuses it") {
+  const int64_t D = 64;
+  std::mt19937_64 rng(12);
+  HostTensor x(Layout::bshd, DType::f32, 2, 7, 3, D);
+  x.fill_random(rng);
+  const HostTensor x0 = x;
+  RopeTable table(Backend::host, 100000, D, 10000.0, DType::f32);
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  const auto pos = Positions::contiguous(99990);
+  const auto fwd = describe_kernel(x.view, nullptr, pos, table.view(), opt);
+  apply_rope(x.view, nullptr, pos, table.view(), opt);
+  CHECK(x.bytes != x0.bytes);
+  opt.inverse = true;
+  const auto inv = describe_kernel(x.view, nullptr, pos, table.view(), opt);
+  CHECK(inv.spec_key != fwd.spec_key);
+  CHECK(inv.spec_key.find("inverse") != std::string::npos);
+  apply_rope(x.view, nullptr, pos, table.view(), opt);
+  // R(-a) R(a) x = x: two fp32 rotations, each within 2^-22 of |x| per element (cos^2 + sin^2 = 1 to
+  // the table's rounding).
+  double worst = 0;
+  for (int64_t i = 0; i < x.view.tokens() * 3 * D; ++i) {
+    const double a = load_as_double(DType::f32, x.view.data, i), b = load_as_double(DType::f32, x0.view.data, i);
+    worst = std::max(worst, std::fabs(a - b));
+  }
+  CHECK(worst > 0);  // real arithmetic happened
+  CHECK(worst <= 2 * 2.0 * 0x1p-22);
+  std::vector<float> w(D, 1.0f);
+  const QkNorm norm{w.data(), w.data()};
+  CHECK_THROWS_WITH_AS(apply_qk_norm_rope(x.view, nullptr, pos, table.view(), norm, opt),
+                       doctest::Contains("inverse"), Error);
+}

@@ -66,6 +66,9 @@ class RopeTable {
 struct RopeOptions {
   RopeStyle style = RopeStyle::neox;
   int64_t rotary_dim = 0;  // 0 = head_dim
+  // Rotate by -angle: RoPE's backward (dL/dx = R(-angle) dL/dy, the rotation being orthogonal), or
+  // undoing a rotation. RoPE only: the fused QK-norm op refuses it.
+  bool inverse = false;
   Backend backend = Backend::cuda;
   // Out of place when set: rotated values and the unchanged part past rotary_dim go here.
   std::optional<TensorView> q_out, k_out;
@@ -109,6 +112,7 @@ struct RopeSpec {
   int k_heads = 0;                  // 0: q only
   bool in_place = true;
   PositionKind positions = PositionKind::offset;
+  bool inverse = false;             // rotate by -angle (RopeOptions::inverse)
 
   int pairs() const { return rotary_dim / 2; }
   // Throws Error naming the first field that is out of range.

@@ -33,8 +33,9 @@ struct ReferenceResult {
   // rotation; the norm's bound (head_dim / 2 + 8) * 2^-24 added for QK-norm + RoPE.
   double relative = 0x1p-22;
 };
+// `inverse`: rotated by -angle (RopeOptions::inverse, RoPE's backward).
 ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
-                               RopeStyle style, int64_t rotary_dim);
+                               RopeStyle style, int64_t rotary_dim, bool inverse = false);
 // RMS norm in fp64 (weight `w`, host memory, [head_dim] of weight_dtype), then the rotation in fp64.
 ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
                                        const Positions& positions, const ReferenceTable& table, RopeStyle style,

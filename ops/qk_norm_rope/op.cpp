@@ -46,6 +46,9 @@ struct Planned {
 
 Planned make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
                   const QkNorm& norm, const RopeOptions& options) {
+  if (options.inverse)
+    throw Error(ErrorKind::unsupported,
+                "options.inverse: the fused QK-norm + RoPE op has no backward; the inverse rotation is RoPE's only");
   Planned p{rope::make_plan(q, k, positions, table, options), {}};
   if (!norm.q_weight) throw Error("norm: q_weight is null");
   if (k && !norm.k_weight) throw Error("norm: k_weight is null, and k is given");

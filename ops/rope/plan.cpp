@@ -94,6 +94,7 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   spec.head_dim = int(q.head_dim);
   spec.rotary_dim = int(rotary);
   spec.style = options.style;
+  spec.inverse = options.inverse;
   spec.dtype = q.dtype;
   spec.table_dtype = table.dtype;
   spec.q_heads = int(q.heads);

@@ -45,8 +45,9 @@ namespace rope {
 
 ReferenceResult reference_rotation(const TensorView& x, const Positions& positions, const ReferenceTable& table,
                                    RopeStyle style, int64_t rotary_dim,
-                                   const std::function<void(std::vector<double>& row)>& prepare) {
+                                   const std::function<void(std::vector<double>& row)>& prepare, bool inverse) {
   if (rotary_dim != table.rotary_dim) throw Error("reference: table rotary_dim differs");
+  const double sin_sign = inverse ? -1.0 : 1.0;
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
   ReferenceResult r;
   const size_t n = size_t(x.batch * x.seq * x.heads * D);
@@ -76,8 +77,9 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
           bool first = style == RopeStyle::neox ? d < P : d % 2 == 0;
           double x1 = style == RopeStyle::neox ? row[size_t(i)] : row[size_t(2 * i)];
           double x2 = style == RopeStyle::neox ? row[size_t(i + P)] : row[size_t(2 * i + 1)];
-          r.value[o] = first ? x1 * c[i] - x2 * sn[i] : x2 * c[i] + x1 * sn[i];
-          r.scale[o] = first ? std::fabs(x1 * c[i]) + std::fabs(x2 * sn[i]) : std::fabs(x2 * c[i]) + std::fabs(x1 * sn[i]);
+          const double si = sin_sign * sn[i];
+          r.value[o] = first ? x1 * c[i] - x2 * si : x2 * c[i] + x1 * si;
+          r.scale[o] = first ? std::fabs(x1 * c[i]) + std::fabs(x2 * si) : std::fabs(x2 * c[i]) + std::fabs(x1 * si);
         }
       }
     }
@@ -87,8 +89,8 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
 }  // namespace rope
 
 ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
-                               RopeStyle style, int64_t rotary_dim) {
-  return rope::reference_rotation(x, positions, table, style, rotary_dim, nullptr);
+                               RopeStyle style, int64_t rotary_dim, bool inverse) {
+  return rope::reference_rotation(x, positions, table, style, rotary_dim, nullptr, inverse);
 }
 
 namespace {

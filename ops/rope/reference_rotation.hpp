@@ -10,9 +10,9 @@
 namespace ropejit::rope {
 
 // `prepare` (may be empty) changes a head's row before the rotation; the elements past rotary_dim
-// are then expected with scale |value| instead of bit-exact.
+// are then expected with scale |value| instead of bit-exact. `inverse` rotates by -angle.
 ReferenceResult reference_rotation(const TensorView& x, const Positions& positions, const ReferenceTable& table,
                                    RopeStyle style, int64_t rotary_dim,
-                                   const std::function<void(std::vector<double>& row)>& prepare);
+                                   const std::function<void(std::vector<double>& row)>& prepare, bool inverse = false);
 
 }  // namespace ropejit::rope

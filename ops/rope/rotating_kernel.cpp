@@ -51,7 +51,8 @@ class RotatingKernel {
       Value at = row + first_pair;
       Access a{.hint = CacheHint::readonly, .align = std::min(16, count * dtype_size(spec_.table_dtype))};
       cos_.push_back(b_.load(b_.param("cos") + at, count, a));
-      sin_.push_back(b_.load(b_.param("sin") + at, count, a));
+      Value s = b_.load(b_.param("sin") + at, count, a);  // widened to f32: negating it is exact
+      sin_.push_back(spec_.inverse ? -s : s);
     }
 
     std::vector<Tensor> tensors = {tensor(0, spec_.q_heads)};

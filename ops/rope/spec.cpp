@@ -41,9 +41,9 @@ std::string KernelConfig::key() const {
 }
 
 std::string RopeSpec::key() const {
-  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}", style_name(style), head_dim, rotary_dim,
+  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}", style_name(style), head_dim, rotary_dim,
                      dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
-                     positions_name(positions));
+                     positions_name(positions), inverse ? ".inverse" : "");
 }
 
 
@@ -129,7 +129,7 @@ size_t hash_combine(size_t seed, size_t v) { return seed ^ (v + 0x9e3779b97f4a7c
 size_t hash_value(const RopeSpec& s) {
   size_t h = 0;
   for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
-                int(s.in_place), int(s.positions)})
+                int(s.in_place), int(s.positions), int(s.inverse)})
     h = hash_combine(h, std::hash<int>()(v));
   return h;
 }
