@@ -6,15 +6,6 @@
 namespace ropejit::capi {
 namespace {
 
-// Until RopeOptions has `inverse` (RoPE's backward in the C++ API), the backward is refused.
-template <typename O>
-void set_inverse(O& o, bool inverse) {
-  if constexpr (requires { o.inverse; })
-    o.inverse = inverse;
-  else if (inverse)
-    throw Error(ErrorKind::unsupported, "RoPE's backward needs a ropejit with RopeOptions::inverse");
-}
-
 const TensorNames kGradNames{"grad_q", "grad_k", "grad_q_out", "grad_k_out"};
 
 ropejit_status rope(const char* function, bool backward, const DLTensor* q, const DLTensor* k, const DLTensor* q_out,
@@ -22,7 +13,7 @@ ropejit_status rope(const char* function, bool backward, const DLTensor* q, cons
                     const ropejit_options* options, void* stream) {
   return guarded(function, [&] {
     Call call = read_call(q, k, q_out, k_out, positions, table, options, backward ? kGradNames : TensorNames{});
-    set_inverse(call.options, backward);
+    call.options.inverse = backward;  // the gradient of a rotation: the rotation by -angle
     DeviceScope scope(call.place);
     apply_rope(call.q, call.k_ptr(), call.positions, call.table, call.options, stream);
   });
@@ -53,7 +44,7 @@ ropejit_status ropejit_rope_warm_up(const DLTensor* q, const DLTensor* k, const 
                                     const ropejit_options* options, int32_t backward) {
   return guarded("ropejit_rope_warm_up", [&] {
     Call call = read_call(q, k, q_out, k_out, positions, table, options);
-    set_inverse(call.options, backward != 0);
+    call.options.inverse = backward != 0;
     DeviceScope scope(call.place);
     warm_up(call.q, call.k_ptr(), call.positions, call.table, call.options);
   });

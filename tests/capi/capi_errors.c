@@ -228,10 +228,14 @@ static void table_errors(Fixture* f) {
   expect(f, ropejit_table_wrap(&f->cos_t.t, &f->sin_t.t, &t), ROPEJIT_ERROR_INVALID_ARGUMENT, "cos: 1 dimensions", "wrap 1-D cos");
   f->cos_t.t.ndim = 2;
   expect(f, ropejit_table_shape(NULL, NULL, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "table: null", "table_shape NULL");
-  /* A wrapped table works, and is refused for another rotary_dim. */
-  check(ropejit_table_wrap(&f->cos_t.t, &f->sin_t.t, &t) == ROPEJIT_OK, "wrap a 16 x 32 table", ropejit_last_error());
+  /* A wrapped table (here [16, 16]: rotary_dim 32) is refused for q's rotary_dim 64. */
+  f->cos_t.shape[1] = f->sin_t.shape[1] = 16;
+  check(ropejit_table_wrap(&f->cos_t.t, &f->sin_t.t, &t) == ROPEJIT_OK, "wrap a 16 x 16 table", ropejit_last_error());
+  int64_t mp = 0, rd = 0;
+  check(ropejit_table_shape(t, &mp, &rd) == ROPEJIT_OK && mp == 16 && rd == 32, "a wrapped table's shape", "");
   expect(f, ropejit_rope(&f->q.t, NULL, NULL, NULL, NULL, t, NULL, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT,
-         "table: built for rotary_dim 64, but rotary_dim is 32", "wrapped table, other rotary_dim");
+         "table: built for rotary_dim 32, but rotary_dim is 64", "wrapped table, other rotary_dim");
+  f->cos_t.shape[1] = f->sin_t.shape[1] = 32;
   ropejit_table_destroy(t);
 }
 
