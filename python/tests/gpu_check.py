@@ -173,6 +173,38 @@ def hf_checks():
             compare_to_hf("gpt-j %s" % tag, hx, rx, reference(x, pos, 10000.0, "gptj", R), dtype, agree)
 
 
+def hf_model_check():
+    """The README's drop-in: a small LlamaModel with ropejit.hf.apply_rotary_pos_emb patched into
+    transformers' module gives HF's own hidden states (fp32, 2 layers) within 1e-4."""
+    from transformers import LlamaConfig
+    from transformers.models.llama import modeling_llama as ml
+
+    import ropejit.hf
+
+    cfg = LlamaConfig(vocab_size=1000, hidden_size=512, intermediate_size=1024, num_hidden_layers=2,
+                      num_attention_heads=8, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096)
+    torch.manual_seed(5)
+    model = ml.LlamaModel(cfg).to(DEV).eval()
+    ids = torch.randint(0, 1000, (2, 40), device=DEV)
+    with torch.no_grad():
+        want = model(ids).last_hidden_state
+        original = ml.apply_rotary_pos_emb
+        calls = []
+
+        def counted(*args, **kwargs):  # so the check fails if transformers never calls the patched name
+            calls.append(1)
+            return ropejit.hf.apply_rotary_pos_emb(*args, **kwargs)
+
+        ml.apply_rotary_pos_emb = counted
+        try:
+            got = model(ids).last_hidden_state
+        finally:
+            ml.apply_rotary_pos_emb = original
+    err = (got - want).abs().max().item()
+    check("LlamaModel (2 layers, fp32) with ropejit.hf.apply_rotary_pos_emb patched in matches HF within 1e-4",
+          err < 1e-4 and len(calls) == 2, "max difference %.3g, %d calls of the drop-in" % (err, len(calls)))
+
+
 # ------------------------------------------------------------------------------------ 2. backward
 
 
@@ -374,6 +406,7 @@ def main():
         return 2
     print("ropejit %s from %s" % (ropejit.__version__, ropejit.library_path))
     section("1. HuggingFace Llama (NeoX) and GPT-J (interleaved) RoPE vs ropejit, fp32 and bf16", hf_checks)
+    section("1b. the README's HuggingFace drop-in (ropejit.hf) inside a LlamaModel", hf_model_check)
     section("2. backward through the custom op on the GPU (fp32)", backward_checks)
     section("3. torch.compile(fullgraph=True)", compile_checks)
     section("4. CUDA graph capture and replay with new data", graph_checks)

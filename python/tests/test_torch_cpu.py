@@ -116,3 +116,29 @@ class TestTorchCpu(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipIf(torch is None, "torch is not installed")
+class TestHfDropIn(unittest.TestCase):
+    def test_matches_hf_formula(self):
+        # transformers' Llama formula, written out: q * cos + rotate_half(q) * sin, cos/sin [B, S, D].
+        import ropejit.hf
+
+        def rotate_half(x):
+            return torch.cat((-x[..., x.shape[-1] // 2:], x[..., : x.shape[-1] // 2]), -1)
+
+        g = torch.Generator().manual_seed(11)
+        B, H, S, D = 2, 4, 5, 64
+        q = torch.rand(B, H, S, D, generator=g) * 4 - 2
+        k = torch.rand(B, 2, S, D, generator=g) * 4 - 2
+        pos = torch.tensor([[0, 1, 2, 3, 4], [7, 8, 9, 10, 11]])
+        inv = 1.0 / (10000.0 ** (torch.arange(0, D, 2).float() / D)) * 0.25  # a scaled rope: any values work
+        emb = torch.cat((pos[..., None].float() * inv,) * 2, -1)
+        cos, sin = emb.cos() * 1.1, emb.sin() * 1.1  # with an attention scaling, as HF's yarn has
+        q2, k2 = ropejit.hf.apply_rotary_pos_emb(q, k, cos, sin)
+        for got, x, heads in ((q2, q, H), (k2, k, 2)):
+            want = (x.double() * cos[:, None].double() + rotate_half(x.double()) * sin[:, None].double())
+            scale = (x.double() * cos[:, None].double()).abs() + (rotate_half(x.double()) * sin[:, None].double()).abs()
+            err = ((got.double() - want).abs() - 2.0 ** -22 * scale - 2.0 ** -24 * want.abs()).max().item()
+            self.assertLessEqual(err, 0.0)
+            self.assertEqual(got.shape, x.shape)
