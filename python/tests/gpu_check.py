@@ -9,7 +9,7 @@ Checks, each printed with what it does and PASS/FAIL; exits non-zero on any fail
      with an fp64 reference (exact angles): ropejit must be within its tolerance (2^-22 x (|x1 cos| +
      |x2 sin|) plus half an ulp of the dtype) and at least as close as HF (max error + 2^-20, mean
      error + 1%); and
-     ropejit and HF must agree within 1e-3 (fp32) / 0.05 (bf16) for values in [-2, 2).
+     ropejit and HF must agree within 3e-3 (fp32: HF's fp32 angles) / 0.05 (bf16) for values in [-2, 2).
   2. Backward through the custom op on the GPU, fp32: torch.autograd.grad equals the fp64 inverse
      rotation of the incoming gradient within the same tolerance; torch.autograd.gradcheck on a small
      fp32 case (eps 1e-2, atol 2e-3, rtol 1e-3: the op is linear, so central differences are exact but
@@ -145,7 +145,8 @@ def hf_checks():
     print("  transformers %s, torch %s, %s" % (transformers.__version__, torch.__version__, torch.cuda.get_device_name()))
     g = torch.Generator(device="cuda").manual_seed(0)
     B, S, HQ, HK, D = 2, 37, 32, 8, 128
-    for dtype, agree in ((torch.float32, 1e-3), (torch.bfloat16, 0.05)):
+    # fp32: HF's angles are p x inv_freq in fp32, off by up to ~2 ulps of p (5e-4 rad at p = 4096)
+    for dtype, agree in ((torch.float32, 3e-3), (torch.bfloat16, 0.05)):
         for inplace in (True, False):
             tag = "%s %s" % (str(dtype).split(".")[1], "in place" if inplace else "out of place")
             # Llama: q, k [B, H, S, D] (HF's layout), theta 500000, positions random per sequence

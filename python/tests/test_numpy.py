@@ -47,6 +47,24 @@ class TestNumpy(unittest.TestCase):
         n, msg = R.mismatches(q2, R.rope(q, ids, cos, sin, "gptj"), "float32")
         self.assertEqual(n, 0, msg)
 
+    def test_warm_up_writes_nothing(self):
+        rng = np.random.default_rng(5)
+        q = rng.uniform(-2, 2, (4, 2, 64)).astype(np.float32)
+        k = rng.uniform(-2, 2, (4, 1, 64)).astype(np.float32)
+        w = np.ones(64, np.float32)
+        before = (q.copy(), k.copy())
+        ropejit.warm_up(q, k, np.arange(4, dtype=np.int32))
+        ropejit.warm_up(q, k, 3, op="rope_backward", style="gptj")
+        ropejit.warm_up(q, k, None, op="qk_norm_rope", q_weight=w, k_weight=w)
+        np.testing.assert_array_equal(q, before[0])
+        np.testing.assert_array_equal(k, before[1])
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.warm_up(q, op="nope")
+        self.assertIn("op 'nope'", str(cm.exception))
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.warm_up(q, k, op="qk_norm_rope", q_weight=w[:8], k_weight=w)
+        self.assertIn("q_weight: 8 elements, expected 64", str(cm.exception))
+
 
 if __name__ == "__main__":
     unittest.main()
