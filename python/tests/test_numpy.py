@@ -1,0 +1,70 @@
+"""RoPE and its backward on numpy arrays (CPU backend) against the fp64 reference."""
+import itertools
+import unittest
+
+import numpy as np
+
+import cases
+import ropejit
+
+
+class TestNumpy(unittest.TestCase):
+    def test_rope_matrix(self):
+        # styles x dtypes x layouts x modes; positions and rotary_dim cycle, so each is met everywhere.
+        ad = cases.NumpyAdapter()
+        for i, (style, dtype, layout, mode) in enumerate(
+                itertools.product(("neox", "gptj"), ("float32", "float16"), cases.LAYOUTS, cases.MODES)):
+            with self.subTest(style=style, dtype=dtype, layout=layout, mode=mode):
+                cases.rope_case(self, ad, style, dtype, layout, mode, cases.POSITIONS[i % 4], i % 2, 100 + i)
+
+    def test_backward_matrix(self):
+        ad = cases.NumpyAdapter()
+        for i, (style, layout, mode) in enumerate(itertools.product(("neox", "gptj"), cases.LAYOUTS, cases.MODES)):
+            with self.subTest(style=style, layout=layout, mode=mode):
+                cases.rope_case(self, ad, style, "float32", layout, mode, cases.POSITIONS[i % 4], i % 2, 200 + i,
+                                op="rope_backward")
+
+    def test_backward_undoes_forward(self):
+        # R(-a) R(a) x = x within two rotations' error: each at most 2^-22 x (|x1| + |x2| <= 4) plus
+        # half an ulp (<= 2^-22 below 4), and a rotation does not grow the first one's error.
+        rng = np.random.default_rng(3)
+        x = rng.uniform(-2, 2, (7, 3, 128)).astype(np.float32)
+        y, _ = ropejit.apply_rope(x.copy(), None, 11, inplace=False)
+        z, _ = ropejit.apply_rope_backward(y, None, 11, inplace=False)
+        self.assertFalse(np.allclose(y, x, atol=1e-3))  # the rotation did something
+        np.testing.assert_allclose(z, x, rtol=0, atol=10 * 2.0 ** -22)
+
+    def test_q_only_and_read_only_positions(self):
+        rng = np.random.default_rng(4)
+        q = rng.uniform(-2, 2, (5, 2, 32)).astype(np.float32)
+        ids = np.array([3, 1, 4, 1, 5], dtype=np.int64)
+        ids.setflags(write=False)  # positions are only read
+        q2, k2 = ropejit.apply_rope(q, None, ids, inplace=False, style="gptj")
+        self.assertIsNone(k2)
+        import reference as R
+
+        cos, sin = R.table(8192, 32)
+        n, msg = R.mismatches(q2, R.rope(q, ids, cos, sin, "gptj"), "float32")
+        self.assertEqual(n, 0, msg)
+
+    def test_warm_up_writes_nothing(self):
+        rng = np.random.default_rng(5)
+        q = rng.uniform(-2, 2, (4, 2, 64)).astype(np.float32)
+        k = rng.uniform(-2, 2, (4, 1, 64)).astype(np.float32)
+        w = np.ones(64, np.float32)
+        before = (q.copy(), k.copy())
+        ropejit.warm_up(q, k, np.arange(4, dtype=np.int32))
+        ropejit.warm_up(q, k, 3, op="rope_backward", style="gptj")
+        ropejit.warm_up(q, k, None, op="qk_norm_rope", q_weight=w, k_weight=w)
+        np.testing.assert_array_equal(q, before[0])
+        np.testing.assert_array_equal(k, before[1])
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.warm_up(q, op="nope")
+        self.assertIn("op 'nope'", str(cm.exception))
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.warm_up(q, k, op="qk_norm_rope", q_weight=w[:8], k_weight=w)
+        self.assertIn("q_weight: 8 elements, expected 64", str(cm.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
