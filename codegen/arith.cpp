@@ -182,6 +182,19 @@ V Builder::ult(V a, V b) {
   return impl_->wrap(impl_->ir.CreateICmpULT(x, y), Elem::boolean, shape.width());
 }
 
+namespace {
+V shift(Builder::Impl& im, const V& v, int bits, bool left) {
+  if (!is_int(v.elem())) throw misuse(fmt::format("{} takes integers", left ? "shift_left" : "shift_right"));
+  if (bits < 0 || bits >= int(v.elem() == Elem::i64 ? 64 : v.elem() == Elem::i32 ? 32 : 16))
+    throw misuse(fmt::format("shift by {} bits of {}", bits, type_name(v)));
+  llvm::Value* x = im.use(v);
+  return im.wrap_like(left ? im.ir.CreateShl(x, uint64_t(bits)) : im.ir.CreateLShr(x, uint64_t(bits)), v);
+}
+}  // namespace
+
+V Builder::shift_left(V v, int bits) { return shift(*impl_, v, bits, true); }
+V Builder::shift_right(V v, int bits) { return shift(*impl_, v, bits, false); }
+
 V Builder::cast(V v, Elem to) {
   auto& im = *impl_;
   auto& ir = im.ir;
@@ -297,6 +310,41 @@ V Builder::exp(V x) {
   };
   V r2 = p * pow2(k1) * pow2(k2);
   return select(x != x, x, r2);  // NaN stays NaN (the clamp's min/max would drop it)
+}
+
+// sin and cos of a fixed-point phase (turns / 2^64 of a turn), in integer steps then f32 fma steps,
+// so both targets give the same bits and no angle is ever formed in floating point:
+//  - the top 3 bits pick the octant; the 61 below are the distance r into it, taken from the octant's
+//    far end in odd octants (exactly, in integers), so psi = r * (pi/4) / 2^61 lies in [0, pi/4];
+//  - psi from r's top 48 bits as two exact 24-bit halves, with pi/4 * 2^-24 split in two (Cody-Waite):
+//    psi is off by its own rounding only (<= 3e-8);
+//  - sin and cos of psi by Cephes' sinf/cosf polynomials on [0, pi/4] (error < 2e-9 before rounding);
+//  - the octant swaps them and sets their signs.
+std::pair<V, V> Builder::sincos_turns(V turns) {
+  if (turns.elem() != Elem::i64) throw misuse("sincos_turns takes an i64 phase, got " + type_name(turns));
+  const int w = turns.width();
+  auto i64c = [&](int64_t c) { return splat(i64(c), w); };
+  auto f32c = [&](float c) { return splat(f32(c), w); };
+  V octant = shift_right(turns, 61);
+  V r = turns & i64c((int64_t(1) << 61) - 1);
+  V odd = (octant & i64c(1)) != i64c(0);
+  r = select(odd, i64c(int64_t(1) << 61) - r, r);  // in [0, 2^61]
+  V hi = cast(shift_right(r, 37), Elem::f32);       // <= 2^24: exact
+  V lo = cast(shift_right(r, 13) & i64c((1 << 24) - 1), Elem::f32);
+  const double c1 = 0.78539816339744830962 / 16777216.0;  // (pi/4) / 2^24
+  const float c1_hi = float(c1), c1_lo = float(c1 - double(c1_hi));
+  V psi = fma(hi, f32c(c1_hi), fma(hi, f32c(c1_lo), lo * f32c(float(c1 / 16777216.0))));
+  V z = psi * psi;
+  V sp = fma(fma(f32c(-1.9515295891e-4f), z, f32c(8.3321608736e-3f)), z, f32c(-1.6666654611e-1f));
+  V s = fma(z * psi, sp, psi);
+  V cp = fma(fma(f32c(2.443315711809948e-5f), z, f32c(-1.388731625493765e-3f)), z, f32c(4.166664568298827e-2f));
+  V c = fma(z * z, cp, fma(f32c(-0.5f), z, f32c(1.0f)));
+  // Octant j: (sin, cos) = (s, c), (c, s), (c, -s), (s, -c), (-s, -c), (-c, -s), (-c, s), (-s, c).
+  V swap = ((octant + i64c(1)) & i64c(2)) != i64c(0);   // j = 1, 2, 5, 6
+  V sin_neg = (octant & i64c(4)) != i64c(0);            // j = 4..7
+  V cos_neg = ((octant + i64c(2)) & i64c(4)) != i64c(0);  // j = 2..5
+  V sin_mag = select(swap, c, s), cos_mag = select(swap, s, c);
+  return {select(sin_neg, -sin_mag, sin_mag), select(cos_neg, -cos_mag, cos_mag)};
 }
 
 }  // namespace ropejit::lang

@@ -1,5 +1,7 @@
 #include "support.hpp"
 
+#include <optional>
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -19,11 +21,12 @@ const char* layout_name(Layout l) {
 }
 
 std::string Case::describe() const {
-  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}{}",
+  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}{}{}",
                      style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
                      rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
                      pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout), batch,
-                     seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "");
+                     seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "",
+                     exact_angles ? fmt::format(" exact angles theta {} positions from {}", theta, position_base) : "");
 }
 
 HostTensor::HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
@@ -105,17 +108,28 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   std::vector<int32_t> ids32(static_cast<size_t>(tokens));
   std::vector<int64_t> ids64(static_cast<size_t>(tokens));
   std::uniform_int_distribution<int64_t> upos(1, kMaxPosition - 1);
-  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
-  int64_t offset = std::uniform_int_distribution<int64_t>(1, kMaxPosition - c.seq)(rng);
+  const int64_t base = c.position_base;
+  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = base + upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
+  int64_t offset = base + std::uniform_int_distribution<int64_t>(1, kMaxPosition - c.seq)(rng);
   Positions host_pos = c.pos == Pos::offset ? Positions::contiguous(offset)
                        : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
                                              : Positions::from_ids(ids64.data(), DType::i64);
 
-  RopeTable table(backend, kMaxPosition, c.rotary_dim, 10000.0, c.table_dtype);
-  CosSinTable host_table = table.view();
-  host_table.cos = table.host_cos().data();
-  host_table.sin = table.host_sin().data();
-  auto ref_table = ReferenceTable::from(host_table);
+  // Exact angles: the kernel computes cos/sin from phase steps; the reference from exact angles.
+  std::optional<RopeTable> table;
+  std::optional<FrequencyTable> freqs;
+  ReferenceTable ref_table;
+  if (c.exact_angles) {
+    freqs.emplace(FrequencyTable::from_theta(backend, c.rotary_dim, c.theta));
+    ref_table = ReferenceTable::from_frequencies(freqs->inv_freq(), 1.0);
+  } else {
+    table.emplace(backend, kMaxPosition, c.rotary_dim, c.theta, c.table_dtype);
+    CosSinTable host_table = table->view();
+    host_table.cos = table->host_cos().data();
+    host_table.sin = table->host_sin().data();
+    ref_table = ReferenceTable::from(host_table);
+  }
+  const AngleSource angles = c.exact_angles ? AngleSource(freqs->view()) : AngleSource(table->view());
   auto ref_q = reference_rope(q.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse);
   auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse) : ReferenceResult{};
 
@@ -150,7 +164,7 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
     opt.q_out = sqo.view;
     if (has_k) opt.k_out = sko.view;
   }
-  apply_rope(sq.view, has_k ? &sk.view : nullptr, pos, table.view(), opt);
+  apply_rope(sq.view, has_k ? &sk.view : nullptr, pos, angles, opt);
   if (backend == Backend::cuda) synchronize();
 
   CaseResult r;

@@ -28,6 +28,9 @@ struct Case {
   int threads = 0, vector_width = 0, unroll = 0;  // 0: heuristic
   int streaming = -1;                             // -1: heuristic
   bool inverse = false;                           // rotate by -angle (RoPE's backward)
+  bool exact_angles = false;                      // cos/sin computed in the kernel (FrequencyTable)
+  double theta = 10000.0;
+  int64_t position_base = 0;                      // added to every position (exact angles only)
   std::string describe() const;
 };
 

@@ -218,3 +218,63 @@ TEST_CASE("host: inverse undoes the rotation, is a kernel of its own, and the fu
   CHECK_THROWS_WITH_AS(apply_qk_norm_rope(x.view, nullptr, pos, table.view(), norm, opt),
                        doctest::Contains("inverse"), Error);
 }
+
+TEST_CASE("host: in-kernel exact angles against exact fp64 angles: positions 0 to 2^31 - 1, theta 1e4 to 1e7") {
+  uint64_t seed = 9300;
+  double worst = 0;
+  for (int64_t base : {int64_t(0), (int64_t(1) << 24) + 1, (int64_t(1) << 31) - 400})
+    for (double theta : {1e4, 5e5, 1e7})
+      for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj}) {
+        Case c;
+        c.exact_angles = true;
+        c.position_base = base;
+        c.theta = theta;
+        c.style = style;
+        c.dtype = seed % 3 == 0 ? DType::f32 : seed % 3 == 1 ? DType::bf16 : DType::f16;
+        c.pos = seed % 2 ? Pos::ids64 : Pos::offset;
+        c.in_place = seed % 4 != 1;
+        c.rotary_dim = seed % 5 == 0 ? 64 : 128;
+        c.inverse = seed % 7 == 3;
+        c.seq = 9;
+        INFO(c.describe());
+        const auto r = run_case(c, Backend::host, seed++);
+        CHECK(r.q.ok());
+        CHECK(r.k.ok());
+        CHECK(r.gaps_untouched);
+        worst = std::max({worst, r.q.max_error_in_tolerances, r.k.max_error_in_tolerances});
+      }
+  MESSAGE("exact angles: worst error " << worst << " of the tolerance");
+}
+
+TEST_CASE("host: exact angles at position 0 are the identity, and FrequencyTable's steps are the phase per position") {
+  auto f = FrequencyTable::from_theta(Backend::host, 128, 10000.0);
+  REQUIRE(f.host_steps().size() == 64);
+  // Each step is inv_freq / 2pi of a turn, to within a unit of 2^-64.
+  for (size_t i = 0; i < 64; ++i) {
+    const long double want = (long double)f.inv_freq()[i] / (2.0L * 3.14159265358979323846264338327950288L);
+    const long double got = std::ldexp((long double)f.host_steps()[i], -64);
+    CHECK(std::fabs(double((got - want) * std::ldexp(1.0L, 64))) <= 1.0);
+  }
+  // Position 0: cos 1 and sin 0 exactly, so the output equals the input bit for bit.
+  std::mt19937_64 rng(3);
+  HostTensor x(Layout::bshd, DType::bf16, 1, 1, 4, 128);
+  x.fill_random(rng);
+  const HostTensor x0 = x;
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  apply_rope(x.view, nullptr, Positions::contiguous(0), f.view(), opt);
+  CHECK(x.bytes == x0.bytes);
+  // Frequencies are checked like tables.
+  Frequencies bad = f.view();
+  bad.rotary_dim = 64;
+  CHECK_THROWS_WITH_AS(apply_rope(x.view, nullptr, Positions::contiguous(0), bad, opt), doctest::Contains("frequencies"), Error);
+  bad = f.view();
+  bad.attention_factor = std::nanf("");
+  CHECK_THROWS_WITH_AS(apply_rope(x.view, nullptr, Positions::contiguous(0), bad, opt), doctest::Contains("attention_factor"), Error);
+  bad = f.view();
+  CHECK_THROWS_WITH_AS(apply_rope(x.view, nullptr, Positions::contiguous(bad.max_position), bad, opt),
+                       doctest::Contains("frequencies' max_position"), Error);
+  CHECK(x.bytes == x0.bytes);
+  CHECK_THROWS_AS(FrequencyTable(Backend::host, {1.0, -2.0}), Error);
+  CHECK_THROWS_AS(FrequencyTable(Backend::host, {}), Error);
+}

@@ -182,6 +182,55 @@ TEST_CASE("language: f16 and bf16 storage widens exactly and rounds once to near
   CHECK(wrong == 0);
 }
 
+// ---- sin and cos of a fixed-point phase ----
+
+TEST_CASE("language: sincos_turns within 1.2e-7 of sin and cos in long double, every octant and its edges") {
+  Signature sig{Arg::pointer("t", DType::i64, true), Arg::pointer("s", DType::f32), Arg::pointer("c", DType::f32),
+                Arg::int64("n")};
+  Kernel k("lang_sincos", sig, "v1", 64, [](Builder& b) {
+    Value i = first_element(b, 2);
+    Value ok = i < b.param("n");
+    auto [s, c] = b.sincos_turns(b.load(b.param("t") + i, 2, {.mask = ok}));
+    b.store(b.param("s") + i, s, {.mask = ok});
+    b.store(b.param("c") + i, c, {.mask = ok});
+  });
+  std::vector<uint64_t> t;
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 200000; ++i) t.push_back(rng());
+  for (uint64_t o = 0; o < 8; ++o)  // each octant's edges and its neighbours
+    for (int64_t d : {-2, -1, 0, 1, 2}) t.push_back((o << 61) + uint64_t(d));
+  // Positions times RoPE's fixed-point steps, the way the kernels form phases (theta 1e4, 128 dims).
+  for (int64_t p : {int64_t(0), int64_t(1), int64_t(1) << 24 | 1, (int64_t(1) << 31) - 1})
+    for (int i = 0; i < 64; ++i) {
+      long double f = std::pow(10000.0L, -2.0L * i / 128.0L) / (2.0L * 3.14159265358979323846264338327950288L);
+      t.push_back(uint64_t(p) * uint64_t(std::llroundl(std::ldexp(f, 63)) * 2));
+    }
+  if (t.size() % 2) t.push_back(0);
+  std::vector<float> s(t.size() + 2), c(t.size() + 2);
+  poison(s), poison(c);
+  ArgPack args(k.signature());
+  args.set("t", t.data()).set("s", s.data()).set("c", c.data()).set("n", int64_t(t.size()));
+  k.launch(kHost, Grid{int64_t(t.size() + 127) / 128}, args);
+  CHECK(is_poison(s[t.size()]));
+  CHECK(is_poison(c[t.size()]));
+  const long double two_pi = 2.0L * 3.14159265358979323846264338327950288L;
+  double worst = 0;
+  int64_t over = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    const long double a = two_pi * std::ldexp((long double)t[i], -64);
+    const double es = double(std::fabs((long double)s[i] - std::sin(a)));
+    const double ec = double(std::fabs((long double)c[i] - std::cos(a)));
+    const double e = std::max(es, ec);
+    if (!(e <= 1.2e-7) && over++ == 0)
+      MESSAGE(fmt::format("turns {:#x}: sin {} cos {}, errors {:.3g} {:.3g}", t[i], s[i], c[i], es, ec));
+    if (!(e <= worst)) worst = e;
+  }
+  MESSAGE("sincos_turns: worst absolute error " << worst << " over " << t.size() << " phases");
+  CHECK(over == 0);
+  CHECK(c[200000 + 2] == 1.0f);  // octant 0's edge: phase 0 is exactly cos 1, sin 0
+  CHECK(s[200000 + 2] == 0.0f);
+}
+
 // ---- exp ----
 
 TEST_CASE("language: exp within 4 ulps of f32 over [-80, 80]; underflow to 0 or a denormal, overflow to inf") {
@@ -692,6 +741,15 @@ void check_bad_body(const std::string& name, std::function<void(Builder&)> body,
 }  // namespace
 
 TEST_CASE("language errors: misuse in a kernel body is an invalid_argument Error naming it") {
+  check_bad_body("lang_err_shift_float", [](Builder& b) {
+    b.store(b.param("y") + b.thread_id(), b.shift_left(b.load(b.param("x") + b.thread_id()), 1));
+  }, {"shift_left", "integers"});
+  check_bad_body("lang_err_shift_64", [](Builder& b) {
+    b.store(b.param("y") + b.thread_id(), b.cast(b.shift_right(b.thread_id(), 64), Elem::f32));
+  }, {"shift by 64 bits"});
+  check_bad_body("lang_err_sincos_f32", [](Builder& b) {
+    b.store(b.param("y") + b.thread_id(), b.sincos_turns(b.load(b.param("x") + b.thread_id())).first);
+  }, {"sincos_turns", "i64"});
   check_bad_body("lang_err_reduce_in_if", [](Builder& b) {
     Value v = b.load(b.param("x") + b.thread_id());
     b.if_then(b.thread_id() < 3.0, [&] { b.store(b.param("y") + b.thread_id(), b.reduce_sum(v)); });

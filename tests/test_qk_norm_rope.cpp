@@ -43,6 +43,8 @@ struct NormCase {
   double eps = 1e-6;
   int threads = 0, vector_width = 0, unroll = 0, streaming = -1;  // 0 / -1: heuristic
   double theta = 10000.0;
+  bool exact_angles = false;   // cos/sin computed in the kernel (FrequencyTable)
+  int64_t position_base = 0;   // added to every position (exact angles only)
 
   int rotary() const { return rotary_dim ? rotary_dim : head_dim; }
   DType weight_dtype() const { return weight_in_dtype ? dtype : DType::f32; }
@@ -53,7 +55,8 @@ struct NormCase {
                        pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout),
                        out_layout ? fmt::format(" -> {}", layout_name(*out_layout)) : "", batch, seq,
                        dtype_name(weight_dtype()), one_plus_weight ? " (1+w)" : "",
-                       weight_offset ? fmt::format(" +{}", weight_offset) : "", eps, threads, vector_width, unroll);
+                       weight_offset ? fmt::format(" +{}", weight_offset) : "", eps, threads, vector_width, unroll) +
+           (exact_angles ? fmt::format(" exact angles theta {} from {}", theta, position_base) : "");
   }
 };
 
@@ -116,14 +119,18 @@ NormResult run_norm_case(const NormCase& c, uint64_t seed) {
   std::vector<int32_t> ids32(static_cast<size_t>(tokens));
   std::vector<int64_t> ids64(static_cast<size_t>(tokens));
   std::uniform_int_distribution<int64_t> upos(1, kMaxPos - 1);
-  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
-  const int64_t offset = std::uniform_int_distribution<int64_t>(1, kMaxPos - c.seq)(rng);
+  const int64_t base = c.position_base;
+  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = base + upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
+  const int64_t offset = base + std::uniform_int_distribution<int64_t>(1, kMaxPos - c.seq)(rng);
   const Positions pos = c.pos == Pos::offset  ? Positions::contiguous(offset)
                         : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
                                               : Positions::from_ids(ids64.data(), DType::i64);
 
   RopeTable table(Backend::host, kMaxPos, c.rotary(), c.theta, c.table_dtype);
-  const auto ref_table = ReferenceTable::from(table.view());
+  const auto freqs = FrequencyTable::from_theta(Backend::host, c.rotary(), c.theta);
+  const auto ref_table = c.exact_angles ? ReferenceTable::from_frequencies(freqs.inv_freq(), 1.0)
+                                        : ReferenceTable::from(table.view());
+  const AngleSource angles = c.exact_angles ? AngleSource(freqs.view()) : AngleSource(table.view());
 
   QkNorm norm;
   norm.q_weight = wq.data();
@@ -155,7 +162,7 @@ NormResult run_norm_case(const NormCase& c, uint64_t seed) {
     opt.q_out = q_out.view;
     if (has_k) opt.k_out = k_out.view;
   }
-  apply_qk_norm_rope(q.view, has_k ? &k.view : nullptr, pos, table.view(), norm, opt);
+  apply_qk_norm_rope(q.view, has_k ? &k.view : nullptr, pos, angles, norm, opt);
 
   NormResult r;
   const HostTensor& qr = c.in_place ? q : q_out;
@@ -290,6 +297,24 @@ TEST_CASE("qk_norm_rope: in place and out of place, positions, layouts") {
     c.table_dtype = DType::bf16;
     check_norm_case(c, seed++);
   }
+}
+
+TEST_CASE("qk_norm_rope: in-kernel exact angles at positions up to 2^31 - 1, theta 1e4 to 1e7") {
+  uint64_t seed = 880;
+  for (int64_t base : {int64_t(0), (int64_t(1) << 24) + 1, (int64_t(1) << 31) - 400})
+    for (double theta : {1e4, 1e6, 1e7}) {
+      NormCase c;
+      c.exact_angles = true;
+      c.position_base = base;
+      c.theta = theta;
+      c.style = seed % 2 ? RopeStyle::gptj : RopeStyle::neox;
+      c.dtype = seed % 3 == 0 ? DType::f32 : DType::bf16;
+      c.head_dim = seed % 4 == 1 ? 96 : 128;
+      c.rotary_dim = seed % 5 == 2 ? 64 : 0;
+      c.pos = seed % 2 ? Pos::ids64 : Pos::offset;
+      c.in_place = seed % 3 != 1;
+      check_norm_case(c, seed++);
+    }
 }
 
 TEST_CASE("qk_norm_rope: weights in f32 and in the input dtype, one_plus_weight, unaligned weights") {

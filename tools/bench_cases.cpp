@@ -41,14 +41,14 @@ Case with_tokens(Case c, int64_t tokens) {
 
 double Case::bytes() const {
   double elems = double(tokens()) * double(q_heads + k_heads) * head_dim;
-  double table_row = double(head_dim / 2) * 4 * 2;  // f32 cos and sin
+  double table_row = exact_angles ? 0 : double(head_dim / 2) * 4 * 2;  // f32 cos and sin
   double weights = op == "qk_norm_rope" ? 2.0 * head_dim * 4 : 0;
   return 2.0 * elems * dtype_size(dtype) + double(tokens()) * (table_row + (decode ? 4 : 0)) + weights;
 }
 
 std::string Case::series() const {
-  return fmt::format("{}{} d{} {}/{} {}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
-                     k_heads, style == RopeStyle::neox ? "neox" : "gptj");
+  return fmt::format("{}{} d{} {}/{} {}{}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
+                     k_heads, style == RopeStyle::neox ? "neox" : "gptj", exact_angles ? " exact" : "");
 }
 
 std::string Case::label() const {
@@ -79,6 +79,12 @@ std::vector<Case> default_cases() {
     Case g = llama;
     g.style = RopeStyle::gptj;
     out.push_back(with_tokens(g, t));
+  }
+  // In-kernel exact angles (no table read), against the table rows above.
+  for (int64_t t : {16384, 65536}) {
+    Case c = llama;
+    c.exact_angles = true;
+    out.push_back(with_tokens(c, t));
   }
   // Fused QK-RMSNorm + RoPE: Qwen3-8B (32/8 d128), Qwen3-30B-A3B (32/4 d128), and an odd head dim.
   for (int64_t t : {16384, 65536})
@@ -120,7 +126,17 @@ std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::ve
   return out;
 }
 
-std::vector<Case> CaseOptions::cases() const { return cross_cases(ops, tokens, dtypes, head_dims, heads, styles); }
+std::vector<Case> CaseOptions::cases() const {
+  std::vector<Case> out;
+  for (const auto& a : angles.empty() ? std::vector<std::string>{"table"} : angles) {
+    if (a != "table" && a != "exact") throw Error("--angles " + a + ": table or exact");
+    for (Case c : cross_cases(ops, tokens, dtypes, head_dims, heads, styles)) {
+      c.exact_angles = a == "exact";
+      out.push_back(c);
+    }
+  }
+  return out;
+}
 
 void CaseOptions::add_to(CLI::App& app) {
   app.add_option("--op", ops, "rope, qk_norm_rope");
@@ -129,6 +145,7 @@ void CaseOptions::add_to(CLI::App& app) {
   app.add_option("--head-dim", head_dims, "head_dim values");
   app.add_option("--heads", heads, "q/k head counts, e.g. 32/8");
   app.add_option("--style", styles, "neox, gptj");
+  app.add_option("--angles", angles, "table (cos/sin read from a table), exact (computed in the kernel)")->delimiter(',');
 }
 
 Data::Buffer Data::make(size_t bytes) {
@@ -169,6 +186,8 @@ Data::Data(const Case& c, int64_t l2_bytes, Backend backend) : c_(c), backend_(b
     }
   }
   table_ = std::make_unique<RopeTable>(backend, std::max<int64_t>(c.seq, 4096) + 1, c.head_dim, 500000.0);
+  if (c.exact_angles)
+    freqs_ = std::make_unique<FrequencyTable>(FrequencyTable::from_theta(backend, c.head_dim, 500000.0));
   std::vector<float> w(size_t(c.head_dim));
   std::uniform_real_distribution<float> uw(0.5f, 1.5f);
   for (auto& x : w) x = uw(rng);
@@ -208,6 +227,12 @@ std::vector<uint8_t> Data::read(bool k, int set) const {
   return out;
 }
 
+AngleSource Data::angles() const { return freqs_ ? AngleSource(freqs_->view()) : AngleSource(table_->view()); }
+
+ReferenceTable Data::reference_table() const {
+  return freqs_ ? ReferenceTable::from_frequencies(freqs_->inv_freq(), 1.0) : ReferenceTable::from(table_->view());
+}
+
 QkNorm Data::norm() const {
   void* w = const_cast<Buffer&>(weights_).data();
   return QkNorm{w, w, DType::f32, 1e-6, false};
@@ -222,11 +247,11 @@ const std::vector<Op>& ops() {
       {"rope",
        [](const Case& c, const Data& d, int set, const RopeOptions& o, void* stream) {
          auto q = d.q(set), k = d.k(set);
-         apply_rope(q, k_of(c, k), d.positions(), d.table(), o, stream);
+         apply_rope(q, k_of(c, k), d.positions(), d.angles(), o, stream);
        },
        [](const Case& c, const Data& d, const RopeOptions& o) {
          auto q = d.q(0), k = d.k(0);
-         return describe_kernel(q, k_of(c, k), d.positions(), d.table(), o);
+         return describe_kernel(q, k_of(c, k), d.positions(), d.angles(), o);
        },
        [](const Case& c, const TensorView& x, const Positions& p, const ReferenceTable& t, const void*) {
          return reference_rope(x, p, t, c.style, c.head_dim);
@@ -234,11 +259,11 @@ const std::vector<Op>& ops() {
       {"qk_norm_rope",
        [](const Case& c, const Data& d, int set, const RopeOptions& o, void* stream) {
          auto q = d.q(set), k = d.k(set);
-         apply_qk_norm_rope(q, k_of(c, k), d.positions(), d.table(), d.norm(), o, stream);
+         apply_qk_norm_rope(q, k_of(c, k), d.positions(), d.angles(), d.norm(), o, stream);
        },
        [](const Case& c, const Data& d, const RopeOptions& o) {
          auto q = d.q(0), k = d.k(0);
-         return describe_qk_norm_rope(q, k_of(c, k), d.positions(), d.table(), d.norm(), o);
+         return describe_qk_norm_rope(q, k_of(c, k), d.positions(), d.angles(), d.norm(), o);
        },
        [](const Case& c, const TensorView& x, const Positions& p, const ReferenceTable& t, const void* w) {
          QkNorm n{w, w, DType::f32, 1e-6, false};

@@ -20,6 +20,7 @@ struct Case {
   int head_dim = 128, q_heads = 32, k_heads = 8;
   RopeStyle style = RopeStyle::neox;
   bool decode = false;  // seq 1 per sequence, positions from int32 ids (as in a decode step)
+  bool exact_angles = false;  // cos/sin computed in the kernel (FrequencyTable), no table read
 
   int64_t tokens() const { return batch * seq; }
   // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read (and the
@@ -42,11 +43,12 @@ std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::ve
 struct CaseOptions {
   std::vector<std::string> ops;
   std::vector<int64_t> tokens;
-  std::vector<std::string> dtypes, heads, styles;
+  std::vector<std::string> dtypes, heads, styles, angles;
   std::vector<int> head_dims;
   void add_to(CLI::App& app);
   bool any() const {
-    return !ops.empty() || !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() || !styles.empty();
+    return !ops.empty() || !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() ||
+           !styles.empty() || !angles.empty();
   }
   std::vector<Case> cases() const;
 };
@@ -61,6 +63,9 @@ class Data {
   TensorView k(int set) const;
   Positions positions() const;
   const CosSinTable& table() const { return table_->view(); }
+  // What the kernel rotates with: the table, or (exact angles) the frequencies; and its fp64 reference.
+  AngleSource angles() const;
+  ReferenceTable reference_table() const;  // host backend data only
   QkNorm norm() const;  // the norm weights (f32 [head_dim], random), for qk_norm_rope
   std::vector<uint8_t> read(bool k, int set) const;  // q's (or k's) bytes of a set, in host memory
 
@@ -77,6 +82,7 @@ class Data {
   std::vector<Buffer> q_, k_;
   Buffer ids_, weights_;
   std::unique_ptr<RopeTable> table_;
+  std::unique_ptr<FrequencyTable> freqs_;
 };
 
 // An op the tools know: one call on a set of a case's data, the kernel it would choose, and the fp64

@@ -24,7 +24,7 @@ std::string check_candidate(const Case& c, const RopeOptions& opt) {
   const Op& o = op(c.op);
   o.run(small, dev, 0, opt, nullptr);
   synchronize();
-  auto ref_table = ReferenceTable::from(host.table());
+  auto ref_table = host.reference_table();
   auto check = [&](bool is_k) -> std::string {
     std::vector<uint8_t> got = dev.read(is_k, 0);
     TensorView in = is_k ? host.k(0) : host.q(0), out = in;

@@ -22,11 +22,11 @@ struct QkNorm {
 // takes works here too (styles, dtypes, positions, layouts, out of place). Throws Error, writing
 // nothing, on bad input.
 void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
-                        const CosSinTable& table, const QkNorm& norm, const RopeOptions& options,
+                        const AngleSource& angles, const QkNorm& norm, const RopeOptions& options,
                         void* stream = nullptr);
 
 // apply_qk_norm_rope's kernel made ready without running it, as warm_up for RoPE (rope.hpp).
-void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const QkNorm& norm, const RopeOptions& options);
 
 // The fused op's specialisation: RoPE's spec plus the weights' form.
@@ -40,7 +40,7 @@ struct QkNormRopeSpec {
 };
 
 KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
-                                   const CosSinTable& table, const QkNorm& norm, const RopeOptions& options);
+                                   const AngleSource& angles, const QkNorm& norm, const RopeOptions& options);
 
 // The fused op's kernels made ahead of time (see aot.hpp).
 std::vector<PrecompiledKernel> precompile(const QkNormRopeSpec& spec, const std::vector<int>& sms);

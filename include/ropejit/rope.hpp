@@ -63,6 +63,55 @@ class RopeTable {
   std::vector<uint8_t> host_cos_, host_sin_;
 };
 
+// Frequencies the kernel computes cos and sin from (the `exact` angle mode), reading nothing but one
+// phase step per pair: the phase position x inv_freq / 2pi is formed in 64-bit fixed point, which
+// loses nothing to rounding however large the position, then sin and cos come from an accurate
+// polynomial (lang::Builder::sincos_turns, within 1.2e-7 of the exact values). Never approximate
+// hardware sin/cos.
+struct Frequencies {
+  const void* phase_steps = nullptr;  // uint64 [rotary_dim / 2] in the backend's memory: see FrequencyTable
+  int64_t rotary_dim = 0;
+  float attention_factor = 1.0f;     // multiplies cos and sin (YaRN's and LongRoPE's mscale)
+  int64_t max_position = int64_t(1) << 32;  // positions in [0, max_position) are rotated
+};
+
+// Phase steps round(inv_freq[i] / 2pi x 2^64) mod 2^64 computed on the host (in long double: within a
+// unit of the last bit) and uploaded once. Owns its memory.
+class FrequencyTable {
+ public:
+  // `inv_freq`: rotary_dim / 2 inverse frequencies (radians per position), e.g. theta^(-2i/R).
+  FrequencyTable(Backend backend, const std::vector<double>& inv_freq, double attention_factor = 1.0,
+                 int device = 0);
+  // The default RoPE frequencies theta^(-2i / rotary_dim).
+  static FrequencyTable from_theta(Backend backend, int64_t rotary_dim, double theta, int device = 0);
+  ~FrequencyTable();
+  FrequencyTable(FrequencyTable&&) noexcept;
+  FrequencyTable& operator=(FrequencyTable&&) noexcept;
+  FrequencyTable(const FrequencyTable&) = delete;
+  FrequencyTable& operator=(const FrequencyTable&) = delete;
+
+  const Frequencies& view() const { return view_; }
+  const std::vector<double>& inv_freq() const { return inv_freq_; }
+  const std::vector<uint64_t>& host_steps() const { return steps_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Frequencies view_;
+  std::vector<double> inv_freq_;
+  std::vector<uint64_t> steps_;
+};
+
+// Where a rotating kernel gets cos and sin: a table it reads (CosSinTable), or frequencies it
+// computes them from (Frequencies). Each converts to it implicitly.
+struct AngleSource {
+  AngleSource(const CosSinTable& t) : table(t) {}
+  AngleSource(const Frequencies& f) : frequencies(f), in_kernel(true) {}
+  CosSinTable table;
+  Frequencies frequencies;
+  bool in_kernel = false;
+};
+
 struct RopeOptions {
   RopeStyle style = RopeStyle::neox;
   int64_t rotary_dim = 0;  // 0 = head_dim
@@ -89,17 +138,19 @@ struct RopeOptions {
 // current context is used, or device 0's primary context when none is current.
 // Throws Error, writing nothing, on bad input.
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions,
-                const CosSinTable& table, const RopeOptions& options, void* stream = nullptr);
+                const AngleSource& angles, const RopeOptions& options, void* stream = nullptr);
 
 // Makes ready the kernel apply_rope would run with these arguments (generated or found, and loaded
 // into the current context for the cuda backend) without running it. Nothing may be compiled or
 // loaded while a stream is captured into a CUDA graph: warm up with each shape you will capture
 // (the config can depend on the token count) first. Checks the arguments as apply_rope does; an
 // empty call (0 tokens) has nothing to make ready.
-void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const RopeOptions& options);
 
 enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
+// Where cos and sin come from: read from a table, or computed in the kernel from Frequencies.
+enum class AngleMode : uint8_t { table, exact };
 
 // Everything that changes the generated code: one specialisation per distinct spec (and config).
 struct RopeSpec {
@@ -113,6 +164,7 @@ struct RopeSpec {
   bool in_place = true;
   PositionKind positions = PositionKind::offset;
   bool inverse = false;             // rotate by -angle (RopeOptions::inverse)
+  AngleMode angles = AngleMode::table;  // exact: table_dtype is unused (f32)
 
   int pairs() const { return rotary_dim / 2; }
   // Throws Error naming the first field that is out of range.
@@ -141,7 +193,7 @@ struct KernelChoice {
   std::vector<KernelConfig> candidates; // every config these arguments allow, for sweeps
 };
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
-                             const CosSinTable& table, const RopeOptions& options);
+                             const AngleSource& angles, const RopeOptions& options);
 
 // A rotating op's config as named values (tuning records), and back (throws Error naming a missing
 // or bad value).

@@ -12,10 +12,16 @@
 
 namespace ropejit {
 
-// cos/sin as doubles, [max_position, rotary_dim / 2].
+// cos/sin as doubles, [max_position, rotary_dim / 2]; or, made from frequencies, computed for each
+// position when asked (angle p x inv_freq and its cos and sin in long double, times the factor).
 struct ReferenceTable {
   int64_t max_position = 0, rotary_dim = 0;
   std::vector<double> cos, sin;
+  std::vector<double> inv_freq;  // set: angles computed per position, for in-kernel (exact) angles
+  double attention_factor = 1.0;
+  // What in-kernel angles must match: exact angles of these frequencies.
+  static ReferenceTable from_frequencies(const std::vector<double>& inv_freq, double attention_factor,
+                                         int64_t max_position = int64_t(1) << 32);
   // Angles and cos/sin in fp64, never rounded to a table dtype.
   static ReferenceTable exact(int64_t max_position, int64_t rotary_dim, double theta);
   // The values a table holds (host memory), widened to fp64: what a kernel reading it should use.

@@ -44,12 +44,12 @@ struct Planned {
   QkNormRopeSpec spec;
 };
 
-Planned make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+Planned make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                   const QkNorm& norm, const RopeOptions& options) {
   if (options.inverse)
     throw Error(ErrorKind::unsupported,
                 "options.inverse: the fused QK-norm + RoPE op has no backward; the inverse rotation is RoPE's only");
-  Planned p{rope::make_plan(q, k, positions, table, options), {}};
+  Planned p{rope::make_plan(q, k, positions, angles, options), {}};
   if (!norm.q_weight) throw Error("norm: q_weight is null");
   if (k && !norm.k_weight) throw Error("norm: k_weight is null, and k is given");
   if (norm.weight_dtype != DType::f32 && norm.weight_dtype != q.dtype)
@@ -88,9 +88,9 @@ jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash>& cache() {
 
 namespace qk_norm_rope {
 namespace {
-void run(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void run(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
          const QkNorm& norm, const RopeOptions& options, void* stream, rope::Run mode) {
-  auto p = make_plan(q, k, positions, table, norm, options);
+  auto p = make_plan(q, k, positions, angles, norm, options);
   rope::run_rotating(
       p.plan, options, rules(p.spec), cache(), [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
       [&](const KernelConfig& c) { return kernel_def(p.spec, c); },
@@ -99,19 +99,19 @@ void run(const TensorView& q, const TensorView* k, const Positions& positions, c
 }  // namespace
 }  // namespace qk_norm_rope
 
-void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                         const QkNorm& norm, const RopeOptions& options, void* stream) {
-  qk_norm_rope::run(q, k, positions, table, norm, options, stream, rope::Run::launch);
+  qk_norm_rope::run(q, k, positions, angles, norm, options, stream, rope::Run::launch);
 }
 
-void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const QkNorm& norm, const RopeOptions& options) {
-  qk_norm_rope::run(q, k, positions, table, norm, options, nullptr, rope::Run::warm_up_only);
+  qk_norm_rope::run(q, k, positions, angles, norm, options, nullptr, rope::Run::warm_up_only);
 }
 
 KernelChoice describe_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
-                                   const CosSinTable& table, const QkNorm& norm, const RopeOptions& options) {
-  auto p = qk_norm_rope::make_plan(q, k, positions, table, norm, options);
+                                   const AngleSource& angles, const QkNorm& norm, const RopeOptions& options) {
+  auto p = qk_norm_rope::make_plan(q, k, positions, angles, norm, options);
   return rope::describe_rotating(p.plan, options, qk_norm_rope::rules(p.spec));
 }
 

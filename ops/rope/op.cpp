@@ -67,9 +67,9 @@ jit::KernelCache<SpecConfig, SpecConfigHash>& rope_cache() {
 
 namespace rope {
 namespace {
-void run(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void run(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
          const RopeOptions& options, void* stream, Run mode) {
-  auto plan = make_plan(q, k, positions, table, options);
+  auto plan = make_plan(q, k, positions, angles, options);
   run_rotating(
       plan, options, rope_rules(plan.spec), rope_cache(), [&](const LaunchConfig& c) { return SpecConfig{plan.spec, c}; },
       [&](const LaunchConfig& c) { return rope_kernel_def(plan.spec, c); }, [](ArgPack&) {}, stream, mode);
@@ -77,19 +77,19 @@ void run(const TensorView& q, const TensorView* k, const Positions& positions, c
 }  // namespace
 }  // namespace rope
 
-void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                 const RopeOptions& options, void* stream) {
-  rope::run(q, k, positions, table, options, stream, rope::Run::launch);
+  rope::run(q, k, positions, angles, options, stream, rope::Run::launch);
 }
 
-void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const RopeOptions& options) {
-  rope::run(q, k, positions, table, options, nullptr, rope::Run::warm_up_only);
+  rope::run(q, k, positions, angles, options, nullptr, rope::Run::warm_up_only);
 }
 
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
-                             const CosSinTable& table, const RopeOptions& options) {
-  auto plan = rope::make_plan(q, k, positions, table, options);
+                             const AngleSource& angles, const RopeOptions& options) {
+  auto plan = rope::make_plan(q, k, positions, angles, options);
   return rope::describe_rotating(plan, options, rope::rope_rules(plan.spec));
 }
 

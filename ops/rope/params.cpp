@@ -12,6 +12,8 @@ const char* const kWeights[2] = {"q_weight", "k_weight"};
 }  // namespace
 
 const char* const kEpsParam = "eps";
+const char* const kPhaseSteps = "phase_steps";
+const char* const kAttentionFactor = "attention_factor";
 const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
 const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
 const char* weight_param(int tensor) { return kWeights[tensor]; }
@@ -34,8 +36,13 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
     const bool in = t % 2 == 0;
     p.push_back(Arg::pointer(kTensors[t], spec.dtype, /*readonly=*/in, /*noalias=*/in ? oop : true));
   }
-  p.push_back(Arg::pointer("cos", spec.table_dtype, true, true));
-  p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
+  if (spec.angles == AngleMode::exact) {
+    p.push_back(Arg::pointer(kPhaseSteps, DType::i64, true, true));
+    p.push_back(Arg::float32(kAttentionFactor));
+  } else {
+    p.push_back(Arg::pointer("cos", spec.table_dtype, true, true));
+    p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
+  }
   p.push_back(Arg::pointer("position_ids", ids, true, true));
   for (const char* n : {"position_offset", "seq_len", "max_position"}) p.push_back(Arg::int64(n));
   for (const auto& t : kStrides)
@@ -46,9 +53,13 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
 void pack_rotation_args(ArgPack& a, const Plan& p) {
   const TensorView* views[4] = {&p.q, &p.q_out, &p.k, &p.k_out};
   for (int t = 0; t < 4; ++t) a.add(kTensors[t], static_cast<const void*>(views[t]->data));
-  a.add("cos", p.table.cos).add("sin", p.table.sin).add("position_ids", p.positions.ids);
+  if (p.spec.angles == AngleMode::exact)
+    a.add(kPhaseSteps, p.angles.frequencies.phase_steps).add(kAttentionFactor, p.angles.frequencies.attention_factor);
+  else
+    a.add("cos", p.angles.table.cos).add("sin", p.angles.table.sin);
+  a.add("position_ids", p.positions.ids);
   a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));
-  a.add("seq_len", int64_t(p.q.seq)).add("max_position", int64_t(p.table.max_position));
+  a.add("seq_len", int64_t(p.q.seq)).add("max_position", p.max_position);
   for (int t = 0; t < 4; ++t)
     a.add(kStrides[t][0], int64_t(views[t]->stride_batch))
         .add(kStrides[t][1], int64_t(views[t]->stride_seq))

@@ -22,5 +22,6 @@ const char* tensor_param(int tensor, bool out);
 const char* stride_param(int tensor, bool out, int dim);
 const char* weight_param(int tensor);
 extern const char* const kEpsParam;
+extern const char* const kPhaseSteps, *const kAttentionFactor;  // in-kernel (exact) angles
 
 }  // namespace ropejit::rope

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 
 #include "core/views.hpp"
@@ -15,7 +16,31 @@ using core::check_same_shape;
 using core::check_view;
 using core::view_width;
 
-Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const CosSinTable& table,
+namespace {
+// The table's checks; its max_position.
+int64_t check_table(const CosSinTable& table, int64_t rotary) {
+  if (!table.cos || !table.sin) throw Error("table: null cos or sin pointer");
+  if (table.dtype != DType::f32 && table.dtype != DType::bf16)
+    throw Error(fmt::format("table: dtype {} is not supported: use f32 or bf16", dtype_name(table.dtype)));
+  if (table.rotary_dim != rotary)
+    throw Error(fmt::format("table: built for rotary_dim {}, but rotary_dim is {}", table.rotary_dim, rotary));
+  if (table.max_position <= 0) throw Error("table: max_position must be positive");
+  return table.max_position;
+}
+
+int64_t check_frequencies(const Frequencies& f, int64_t rotary) {
+  if (!f.phase_steps) throw Error("frequencies: null phase_steps pointer");
+  if (reinterpret_cast<uintptr_t>(f.phase_steps) % 8) throw Error("frequencies: phase_steps is not aligned to 8 bytes");
+  if (f.rotary_dim != rotary)
+    throw Error(fmt::format("frequencies: made for rotary_dim {}, but rotary_dim is {}", f.rotary_dim, rotary));
+  if (!std::isfinite(f.attention_factor) || !(f.attention_factor > 0))
+    throw Error(fmt::format("frequencies: attention_factor {} must be positive and finite", f.attention_factor));
+  if (f.max_position <= 0) throw Error("frequencies: max_position must be positive");
+  return f.max_position;
+}
+}  // namespace
+
+Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                const RopeOptions& options) {
   Plan plan;
   RopeSpec& spec = plan.spec;
@@ -60,13 +85,12 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
 
   const int64_t tokens = q.batch * q.seq;
 
-  // Table
-  if (!table.cos || !table.sin) throw Error("table: null cos or sin pointer");
-  if (table.dtype != DType::f32 && table.dtype != DType::bf16)
-    throw Error(fmt::format("table: dtype {} is not supported: use f32 or bf16", dtype_name(table.dtype)));
-  if (table.rotary_dim != rotary)
-    throw Error(fmt::format("table: built for rotary_dim {}, but rotary_dim is {}", table.rotary_dim, rotary));
-  if (table.max_position <= 0) throw Error("table: max_position must be positive");
+  // Table or frequencies
+  const CosSinTable& table = angles.table;
+  const int64_t max_position =
+      angles.in_kernel ? check_frequencies(angles.frequencies, rotary) : check_table(table, rotary);
+  const char* source = angles.in_kernel ? "frequencies" : "table";
+  const char* whose = angles.in_kernel ? "the frequencies'" : "the table's";
 
   // Positions
   if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
@@ -79,24 +103,25 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
       for (int64_t i = 0; i < tokens; ++i) {
         int64_t p = positions.ids_dtype == DType::i32 ? static_cast<const int32_t*>(positions.ids)[i]
                                                       : static_cast<const int64_t*>(positions.ids)[i];
-        if (p < 0 || p >= table.max_position)
-          throw Error(fmt::format("positions: id {} at token {} is outside the table's [0, {})", p, i,
-                                  table.max_position));
+        if (p < 0 || p >= max_position)
+          throw Error(fmt::format("positions: id {} at token {} is outside {} [0, {})", p, i, whose,
+                                  max_position));
       }
     }
   } else if (positions.offset < 0) {
     throw Error(fmt::format("positions: offset {} is negative", positions.offset));
-  } else if (positions.offset > table.max_position - q.seq) {  // no overflow
-    throw Error(fmt::format("positions: offset {} + seq {} runs past the table's max_position {}", positions.offset,
-                            q.seq, table.max_position));
+  } else if (positions.offset > max_position - q.seq) {  // no overflow
+    throw Error(fmt::format("positions: offset {} + seq {} runs past {} max_position {}", positions.offset,
+                            q.seq, whose, max_position));
   }
 
   spec.head_dim = int(q.head_dim);
   spec.rotary_dim = int(rotary);
   spec.style = options.style;
   spec.inverse = options.inverse;
+  spec.angles = angles.in_kernel ? AngleMode::exact : AngleMode::table;
   spec.dtype = q.dtype;
-  spec.table_dtype = table.dtype;
+  spec.table_dtype = angles.in_kernel ? DType::f32 : table.dtype;
   spec.q_heads = int(q.heads);
   spec.k_heads = k ? int(k->heads) : 0;
   spec.in_place = !out_of_place;
@@ -111,11 +136,13 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   if (options.q_out) w = std::min(w, view_width(*options.q_out));
   if (options.k_out) w = std::min(w, view_width(*options.k_out));
   auto tab_ok = [&](int w) {
+    if (angles.in_kernel)
+      return reinterpret_cast<uintptr_t>(angles.frequencies.phase_steps) % uintptr_t(std::min(16, w * 8)) == 0;
     uintptr_t align = uintptr_t(std::min(16, w * dtype_size(table.dtype)));
     return reinterpret_cast<uintptr_t>(table.cos) % align == 0 && reinterpret_cast<uintptr_t>(table.sin) % align == 0;
   };
   while (w > 1 && !tab_ok(w)) w /= 2;
-  if (!tab_ok(1)) throw Error("table: cos/sin pointers are not aligned to their elements");
+  if (!tab_ok(1)) throw Error(fmt::format("{}: pointers are not aligned to their elements", source));
   plan.width_cap = w;
 
   plan.q = q;
@@ -126,7 +153,8 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   } else {
     plan.k = plan.k_out = TensorView{nullptr, q.dtype, 0, 0, 0, 0, 0, 0, 0};
   }
-  plan.table = table;
+  plan.angles = angles;
+  plan.max_position = max_position;
   plan.positions = positions;
   plan.tokens = tokens;
   return plan;

@@ -28,6 +28,18 @@ ReferenceTable ReferenceTable::exact(int64_t max_position, int64_t rotary_dim, d
   return t;
 }
 
+ReferenceTable ReferenceTable::from_frequencies(const std::vector<double>& inv_freq, double attention_factor,
+                                                int64_t max_position) {
+  if (inv_freq.empty() || max_position <= 0)
+    throw Error("reference table: no frequencies, or max_position not positive");
+  ReferenceTable t;
+  t.max_position = max_position;
+  t.rotary_dim = int64_t(inv_freq.size()) * 2;
+  t.inv_freq = inv_freq;
+  t.attention_factor = attention_factor;
+  return t;
+}
+
 ReferenceTable ReferenceTable::from(const CosSinTable& host) {
   if (!host.cos || !host.sin) throw Error("reference table: null cos or sin pointer");
   if (host.max_position <= 0 || host.rotary_dim <= 0 || host.rotary_dim % 2 ||
@@ -56,8 +68,11 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
   if (rotary_dim <= 0 || rotary_dim % 2 || rotary_dim > x.head_dim)
     throw Error(fmt::format("reference: rotary_dim {} must be even, positive and at most head_dim {}", rotary_dim, x.head_dim));
   core::check_view("reference input", x);  // sizes and strides overflow-checked before any indexing
-  if (table.cos.size() != size_t(table.max_position * (rotary_dim / 2)) || table.sin.size() != table.cos.size())
-    throw Error("reference: the table's cos/sin do not hold max_position x rotary_dim / 2 values");
+  const bool per_position = !table.inv_freq.empty();
+  if (per_position ? table.inv_freq.size() != size_t(rotary_dim / 2)
+                   : table.cos.size() != size_t(table.max_position * (rotary_dim / 2)) || table.sin.size() != table.cos.size())
+    throw Error("reference: the table's cos/sin (or frequencies) do not match max_position and rotary_dim");
+  std::vector<double> pos_cos(size_t(rotary_dim / 2)), pos_sin(size_t(rotary_dim / 2));
   const double sin_sign = inverse ? -1.0 : 1.0;
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
   ReferenceResult r;
@@ -72,8 +87,13 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
                                   : positions.offset + s;
       if (pos < 0 || pos >= table.max_position)
         throw Error(fmt::format("reference: position {} of token ({}, {}) is outside the table", pos, b, s));
-      const double* c = &table.cos[size_t(pos * P)];
-      const double* sn = &table.sin[size_t(pos * P)];
+      const double* c = per_position ? pos_cos.data() : &table.cos[size_t(pos * P)];
+      const double* sn = per_position ? pos_sin.data() : &table.sin[size_t(pos * P)];
+      for (int64_t i = 0; per_position && i < P; ++i) {
+        const long double angle = (long double)pos * (long double)table.inv_freq[size_t(i)];
+        pos_cos[size_t(i)] = double(std::cos(angle) * table.attention_factor);
+        pos_sin[size_t(i)] = double(std::sin(angle) * table.attention_factor);
+      }
       for (int64_t h = 0; h < x.heads; ++h) {
         int64_t base = b * x.stride_batch + s * x.stride_seq + h * x.stride_head;
         for (int64_t d = 0; d < D; ++d) row[size_t(d)] = load_as_double(x.dtype, x.data, base + d);
@@ -91,6 +111,9 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
           const double si = sin_sign * sn[i];
           r.value[o] = first ? x1 * c[i] - x2 * si : x2 * c[i] + x1 * si;
           r.scale[o] = first ? std::fabs(x1 * c[i]) + std::fabs(x2 * si) : std::fabs(x2 * c[i]) + std::fabs(x1 * si);
+          // In-kernel cos and sin are within 1.2e-7 (sincos_turns) of exact, before the factor: half
+          // of the 2^-22 per unit of scale covers that for each of the pair's two products.
+          if (per_position) r.scale[o] += 0.5 * table.attention_factor * (std::fabs(x1) + std::fabs(x2));
         }
       }
     }

@@ -45,14 +45,11 @@ class RotatingKernel {
     if (!norm_) b_.return_if(!b_.ult(group_, b_.i64(map_.groups)));
     compute_pass_offsets();
 
-    // cos/sin of this chunk's W pairs: loaded once, reused for every head.
-    Value row = tok.position * map_.pairs;
+    // cos/sin of this chunk's W pairs: made once, reused for every head.
     for (auto [first_pair, count] : table_ranges()) {
-      Value at = row + first_pair;
-      Access a{.hint = CacheHint::readonly, .align = std::min(16, count * dtype_size(spec_.table_dtype))};
-      cos_.push_back(b_.load(b_.param("cos") + at, count, a));
-      Value s = b_.load(b_.param("sin") + at, count, a);  // widened to f32: negating it is exact
-      sin_.push_back(spec_.inverse ? -s : s);
+      auto [c, s] = cos_sin(tok.position, first_pair, count);
+      cos_.push_back(c);
+      sin_.push_back(spec_.inverse ? -s : s);  // f32: negating is exact
     }
 
     std::vector<Tensor> tensors = {tensor(0, spec_.q_heads)};
@@ -107,6 +104,21 @@ class RotatingKernel {
     if (spec_.style == RopeStyle::neox || gptj_split()) return {cw, cw + map_.pairs};
     Value start = cw * 2;
     return {start, start + map_.width};
+  }
+
+  // cos and sin of `count` pairs from `first_pair` at `position`: read from the table, or (exact
+  // angles) from the fixed-point phase position x step, which wraps modulo 2^64 turns as it should.
+  std::pair<Value, Value> cos_sin(Value position, Value first_pair, int count) {
+    if (spec_.angles == AngleMode::exact) {
+      Value steps = b_.load(b_.param(kPhaseSteps) + first_pair, count,
+                            Access{.hint = CacheHint::readonly, .align = std::min(16, count * 8)});
+      auto [s, c] = b_.sincos_turns(b_.splat(position, count) * steps);
+      Value factor = b_.splat(b_.param(kAttentionFactor), count);
+      return {c * factor, s * factor};
+    }
+    Value at = position * map_.pairs + first_pair;
+    Access a{.hint = CacheHint::readonly, .align = std::min(16, count * dtype_size(spec_.table_dtype))};
+    return {b_.load(b_.param("cos") + at, count, a), b_.load(b_.param("sin") + at, count, a)};
   }
 
   // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector.

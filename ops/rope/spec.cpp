@@ -34,6 +34,10 @@ void RopeSpec::validate() const {
     throw Error(fmt::format("cos/sin table dtype {} is not supported: use f32 or bf16", dtype_name(table_dtype)));
   if (q_heads <= 0 || q_heads > 4096) throw Error(fmt::format("q heads {} must be from 1 to 4096", q_heads));
   if (k_heads < 0 || k_heads > 4096) throw Error(fmt::format("k heads {} must be from 0 to 4096", k_heads));
+  if (angles != AngleMode::table && angles != AngleMode::exact)
+    throw Error(fmt::format("angle mode {} is neither table nor exact", int(angles)));
+  if (angles == AngleMode::exact && table_dtype != DType::f32)
+    throw Error("in-kernel (exact) angles are computed in f32: table_dtype must be f32");
 }
 
 std::string KernelConfig::key() const {
@@ -41,9 +45,9 @@ std::string KernelConfig::key() const {
 }
 
 std::string RopeSpec::key() const {
-  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}", style_name(style), head_dim, rotary_dim,
+  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}{}", style_name(style), head_dim, rotary_dim,
                      dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
-                     positions_name(positions), inverse ? ".inverse" : "");
+                     positions_name(positions), inverse ? ".inverse" : "", angles == AngleMode::exact ? ".exact" : "");
 }
 
 
@@ -129,7 +133,7 @@ size_t hash_combine(size_t seed, size_t v) { return seed ^ (v + 0x9e3779b97f4a7c
 size_t hash_value(const RopeSpec& s) {
   size_t h = 0;
   for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
-                int(s.in_place), int(s.positions), int(s.inverse)})
+                int(s.in_place), int(s.positions), int(s.inverse), int(s.angles)})
     h = hash_combine(h, std::hash<int>()(v));
   return h;
 }
