@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "ropejit/ropejit.hpp"
@@ -277,4 +278,39 @@ TEST_CASE("host: exact angles at position 0 are the identity, and FrequencyTable
   CHECK(x.bytes == x0.bytes);
   CHECK_THROWS_AS(FrequencyTable(Backend::host, {1.0, -2.0}), Error);
   CHECK_THROWS_AS(FrequencyTable(Backend::host, {}), Error);
+}
+
+TEST_CASE("host: fill_table makes cos/sin from frequencies; with an f32 table the table path equals exact angles bit for bit") {
+  const auto f = FrequencyTable(Backend::host, FrequencyTable::from_theta(Backend::host, 96, 5e5).inv_freq(), 1.25);
+  const int64_t n = 5000, P = 48;
+  std::vector<float> cos(size_t(n * P) + 8), sin(size_t(n * P) + 8);
+  std::vector<uint16_t> cos16(size_t(n * P)), sin16(size_t(n * P));
+  std::memset(cos.data(), 0xff, cos.size() * 4), std::memset(sin.data(), 0xff, sin.size() * 4);
+  const CosSinTable t = fill_table(f.view(), cos.data(), sin.data(), DType::f32, n, Backend::host);
+  fill_table(f.view(), cos16.data(), sin16.data(), DType::bf16, n, Backend::host);
+  CHECK(std::isnan(cos[size_t(n * P)]));  // nothing past the table
+  double worst = 0;
+  for (int64_t p = 0; p < n; ++p)
+    for (int64_t i = 0; i < P; ++i) {
+      const long double a = (long double)p * (long double)f.inv_freq()[size_t(i)];
+      const size_t at = size_t(p * P + i);
+      worst = std::max({worst, double(std::fabs(cos[at] - 1.25L * std::cos(a))), double(std::fabs(sin[at] - 1.25L * std::sin(a)))});
+      CHECK(cos16[at] == float_to_bf16(cos[at]));  // bf16: the f32 values rounded once
+    }
+  MESSAGE("fill_table: worst |error| " << worst << " (factor 1.25)");
+  CHECK(worst <= 1.25 * 1.2e-7 + 0x1p-24 * 1.25);
+  // The same rotation through the table and through in-kernel angles: the same bits.
+  std::mt19937_64 rng(8);
+  HostTensor a(Layout::bshd, DType::bf16, 2, 9, 3, 96);
+  a.fill_random(rng);
+  HostTensor b = a;
+  RopeOptions opt;
+  opt.backend = Backend::host;
+  apply_rope(a.view, nullptr, Positions::contiguous(4000), t, opt);
+  apply_rope(b.view, nullptr, Positions::contiguous(4000), f.view(), opt);
+  CHECK(a.bytes == b.bytes);
+  CHECK_THROWS_WITH_AS(fill_table(f.view(), cos.data(), cos.data() + 8, DType::f32, n, Backend::host),
+                       doctest::Contains("overlap"), Error);
+  CHECK_THROWS_WITH_AS(fill_table(f.view(), cos.data(), sin.data(), DType::f16, n, Backend::host),
+                       doctest::Contains("dtype"), Error);
 }

@@ -102,6 +102,14 @@ class FrequencyTable {
   std::vector<uint64_t> steps_;
 };
 
+// Fills a cos/sin table [max_position, rotary_dim / 2] (f32 or bf16, in the backend's memory, which
+// the caller owns) from frequencies, in a generated kernel with the same phase arithmetic and sin/cos
+// as in-kernel angles (times the attention factor): an f32 table gives bit for bit what the exact mode
+// computes. On the GPU a million positions take milliseconds. Asynchronous on `stream` (cuda). Needs
+// the full libropejit (it generates its kernel), not libropejit_runtime.
+CosSinTable fill_table(const Frequencies& frequencies, void* cos, void* sin, DType dtype, int64_t max_position,
+                       Backend backend, void* stream = nullptr, int device = 0);
+
 // Where a rotating kernel gets cos and sin: a table it reads (CosSinTable), or frequencies it
 // computes them from (Frequencies). Each converts to it implicitly.
 struct AngleSource {
