@@ -1,5 +1,6 @@
 #include "support.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include <doctest/doctest.h>
@@ -24,7 +25,8 @@ std::string Case::describe() const {
   return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}{}{}",
                      style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
                      rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
-                     pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : "ids64", layout_name(layout), batch,
+                     pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : pos == Pos::ids64 ? "ids64"
+                     : pos == Pos::varlen32 ? "varlen32" : "varlen64", layout_name(layout), batch,
                      seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "",
                      exact_angles ? fmt::format(" exact angles theta {} positions from {}", theta, position_base) : "");
 }
@@ -98,9 +100,12 @@ struct Staged {  // one tensor's memory on the backend
 CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const bool has_k = c.k_heads > 0;
-  HostTensor q(c.layout, c.dtype, c.batch, c.seq, c.q_heads, c.head_dim);
+  const bool varlen = c.pos == Pos::varlen32 || c.pos == Pos::varlen64;
+  // A varlen batch: `batch` sequences of random lengths (empty ones too) packed as [1, tokens].
+  const int64_t vb = varlen ? 1 : c.batch, vs = varlen ? int64_t(c.batch) * c.seq : c.seq;
+  HostTensor q(c.layout, c.dtype, vb, vs, c.q_heads, c.head_dim);
   q.fill_random(rng);
-  HostTensor k(c.layout, c.dtype, c.batch, c.seq, has_k ? c.k_heads : 1, c.head_dim);
+  HostTensor k(c.layout, c.dtype, vb, vs, has_k ? c.k_heads : 1, c.head_dim);
   k.fill_random(rng);
 
   // Positions from 1 up: position 0 is the identity rotation, which would hide an unwritten output.
@@ -114,6 +119,25 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   Positions host_pos = c.pos == Pos::offset ? Positions::contiguous(offset)
                        : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
                                              : Positions::from_ids(ids64.data(), DType::i64);
+  std::vector<int64_t> cu64(size_t(c.batch) + 1, 0), starts64(size_t(c.batch));
+  std::vector<int32_t> cu32(cu64.size()), starts32(starts64.size());
+  const bool with_starts = varlen && seed % 2 == 0;  // per-sequence starts, or one offset for all
+  if (varlen) {
+    std::vector<int64_t> cuts = {0, tokens};
+    for (int i = 1; i < c.batch; ++i) cuts.push_back(std::uniform_int_distribution<int64_t>(0, tokens)(rng));
+    std::sort(cuts.begin(), cuts.end());
+    for (size_t i = 0; i < cu64.size(); ++i) cu64[i] = cuts[i], cu32[i] = int32_t(cuts[i]);
+    for (size_t i = 0; i < starts64.size(); ++i) {
+      const int64_t len = cu64[i + 1] - cu64[i];
+      starts64[i] = base + std::uniform_int_distribution<int64_t>(1, kMaxPosition - std::max<int64_t>(len, 1))(rng);
+      starts32[i] = int32_t(starts64[i]);
+    }
+    offset = base + std::uniform_int_distribution<int64_t>(1, kMaxPosition - tokens)(rng);
+    const bool w32 = c.pos == Pos::varlen32;
+    host_pos = Positions::varlen(w32 ? static_cast<const void*>(cu32.data()) : cu64.data(), w32 ? DType::i32 : DType::i64,
+                                 c.batch, !with_starts ? nullptr : w32 ? static_cast<const void*>(starts32.data()) : starts64.data(),
+                                 offset);
+  }
 
   // Exact angles: the kernel computes cos/sin from phase steps; the reference from exact angles.
   std::optional<RopeTable> table;
@@ -142,13 +166,19 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   Staged sq(q, backend), sk(k, backend);
   Staged sqo(q_out_init, backend), sko(k_out_init, backend);
 
-  std::unique_ptr<DeviceBuffer> dev_ids;
+  std::vector<std::unique_ptr<DeviceBuffer>> dev_copies;
+  auto to_device = [&](const void* host, int64_t count) -> const void* {
+    if (!host) return nullptr;
+    size_t bytes = size_t(count) * size_t(dtype_size(host_pos.ids_dtype));
+    dev_copies.push_back(std::make_unique<DeviceBuffer>(bytes));
+    dev_copies.back()->upload(host, bytes);
+    return dev_copies.back()->data();
+  };
   Positions pos = host_pos;
-  if (backend == Backend::cuda && host_pos.ids) {
-    size_t bytes = size_t(tokens) * size_t(dtype_size(host_pos.ids_dtype));
-    dev_ids = std::make_unique<DeviceBuffer>(bytes);
-    dev_ids->upload(host_pos.ids, bytes);
-    pos.ids = dev_ids->data();
+  if (backend == Backend::cuda) {
+    pos.ids = to_device(host_pos.ids, tokens);
+    pos.cu_seqlens = to_device(host_pos.cu_seqlens, c.batch + 1);
+    pos.starts = to_device(host_pos.starts, c.batch);
   }
 
   RopeOptions opt;

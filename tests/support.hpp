@@ -13,7 +13,7 @@ namespace ropejit::test {
 
 enum class Layout { bshd, sbhd, bhsd, padded };
 const char* layout_name(Layout l);
-enum class Pos { offset, ids32, ids64 };
+enum class Pos { offset, ids32, ids64, varlen32, varlen64 };  // varlen: `batch` sequences packed in one
 
 struct Case {
   RopeStyle style = RopeStyle::neox;

@@ -305,3 +305,34 @@ TEST_CASE("errors: a view running past the end of the address space; references 
   huge.cos = nullptr;
   CHECK_THROWS_WITH_AS(ReferenceTable::from(huge), doctest::Contains("null"), Error);
 }
+
+TEST_CASE("errors: varlen positions (cu_seqlens) are checked before anything runs") {
+  Setup s;
+  const int64_t tokens = 8;
+  HostTensor q(Layout::bshd, DType::bf16, 1, tokens, 8, 64), k(Layout::bshd, DType::bf16, 1, tokens, 2, 64);
+  std::mt19937_64 rng(5);
+  q.fill_random(rng), k.fill_random(rng);
+  const auto q0 = q.bytes, k0 = k.bytes;
+  auto run = [&](const std::vector<int32_t>& cu, const std::vector<int32_t>& starts, int64_t offset = 0) {
+    const auto p = Positions::varlen(cu.data(), DType::i32, int64_t(cu.size()) - 1, starts.empty() ? nullptr : starts.data(), offset);
+    apply_rope(q.view, &k.view, p, s.table.view(), s.opt);
+  };
+  auto rejects = [&](auto&& call, const char* words) {
+    CHECK_THROWS_WITH_AS(call(), doctest::Contains(words), Error);
+    CHECK(q.bytes == q0);
+    CHECK(k.bytes == k0);
+  };
+  rejects([&] { run({1, 4, 8}, {}); }, "cu_seqlens[0] is 1");
+  rejects([&] { run({0, 5, 4, 8}, {}); }, "decreases at 2");
+  rejects([&] { run({0, 4, 7}, {}); }, "q holds 8 tokens");
+  rejects([&] { run({0, 4, 8}, {3, 62}); }, "sequence 1 (start 62, 4 tokens)");
+  rejects([&] { run({0, 4, 8}, {}, 64); }, "offset 64");
+  rejects([&] { run({0}, {}); }, "num_seqs 0");
+  rejects([&] { apply_rope(s.q.view, nullptr, Positions::varlen(s.ids.data(), DType::i32, 1), s.table.view(), s.opt); },
+          "[1, total_tokens");
+  Positions both = Positions::varlen(s.ids.data(), DType::i32, 1);
+  both.ids = s.ids.data();
+  rejects([&] { apply_rope(q.view, &k.view, both, s.table.view(), s.opt); }, "both ids and cu_seqlens");
+  run({0, 3, 3, 8}, {5, 0, 50});  // valid, with an empty sequence: runs
+  CHECK(q.bytes != q0);
+}

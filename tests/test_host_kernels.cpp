@@ -314,3 +314,24 @@ TEST_CASE("host: fill_table makes cos/sin from frequencies; with an f32 table th
   CHECK_THROWS_WITH_AS(fill_table(f.view(), cos.data(), sin.data(), DType::f16, n, Backend::host),
                        doctest::Contains("dtype"), Error);
 }
+
+TEST_CASE("host: varlen batches (cu_seqlens, empty sequences, per-sequence starts or one offset) against fp64") {
+  uint64_t seed = 9700;
+  for (int seqs : {1, 3, 17, 40})
+    for (Pos pos : {Pos::varlen32, Pos::varlen64})
+      for (bool exact : {false, true}) {
+        Case c;
+        c.pos = pos;
+        c.batch = seqs;  // sequences, packed as [1, seqs x seq]
+        c.seq = seqs > 20 ? 5 : 11;
+        c.q_heads = 6;
+        c.k_heads = 2;
+        c.exact_angles = exact;
+        c.style = seed % 2 ? RopeStyle::gptj : RopeStyle::neox;
+        c.dtype = seed % 3 == 0 ? DType::f32 : DType::bf16;
+        c.in_place = seed % 4 != 1;
+        c.layout = seed % 5 == 2 ? Layout::padded : Layout::bshd;
+        c.inverse = seed % 7 == 4;
+        check_case(c, Backend::host, seed++);
+      }
+}

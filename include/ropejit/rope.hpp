@@ -18,14 +18,26 @@ enum class RopeStyle : uint8_t {
   gptj,  // rotate interleaved pairs: (x[2i], x[2i + 1])
 };
 
-// Position of token (b, s): `offset + s`, or ids[b * seq + s] (int32 or int64, contiguous [batch, seq]).
+// Position of token (b, s): `offset + s`, or ids[b * seq + s] (int32 or int64, contiguous [batch, seq]),
+// or, for a variable-length batch packed as one sequence of views [1, total_tokens, heads, head_dim]:
+// sequence i holds tokens [cu_seqlens[i], cu_seqlens[i + 1]) at positions start_i + (token -
+// cu_seqlens[i]), start_i = starts[i] when given, else offset. cu_seqlens (num_seqs + 1 values, from
+// 0, non-decreasing, ending at total_tokens) and starts are of ids_dtype, in the backend's memory;
+// each token finds its sequence in the kernel.
 struct Positions {
   int64_t offset = 0;
   const void* ids = nullptr;  // when set, offset is ignored
   DType ids_dtype = DType::i32;
   bool by_ids = false;        // from_ids: `ids` must then be given
+  const void* cu_seqlens = nullptr;  // varlen
+  const void* starts = nullptr;      // varlen: per-sequence start positions, or null for `offset`
+  int64_t num_seqs = 0;              // varlen
   static Positions contiguous(int64_t offset) { return Positions{offset, nullptr, DType::i32, false}; }
   static Positions from_ids(const void* ids, DType dtype) { return Positions{0, ids, dtype, true}; }
+  static Positions varlen(const void* cu_seqlens, DType dtype, int64_t num_seqs, const void* starts = nullptr,
+                          int64_t offset = 0) {
+    return Positions{offset, nullptr, dtype, false, cu_seqlens, starts, num_seqs};
+  }
 };
 
 // cos/sin tables, each [max_position, rotary_dim / 2] contiguous, f32 or bf16, in the backend's memory.
@@ -156,7 +168,7 @@ void apply_rope(const TensorView& q, const TensorView* k, const Positions& posit
 void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const RopeOptions& options);
 
-enum class PositionKind : uint8_t { offset, ids_i32, ids_i64 };
+enum class PositionKind : uint8_t { offset, ids_i32, ids_i64, varlen_i32, varlen_i64 };
 // Where cos and sin come from: read from a table, or computed in the kernel from Frequencies.
 enum class AngleMode : uint8_t { table, exact };
 
@@ -173,6 +185,8 @@ struct RopeSpec {
   PositionKind positions = PositionKind::offset;
   bool inverse = false;             // rotate by -angle (RopeOptions::inverse)
   AngleMode angles = AngleMode::table;  // exact: table_dtype is unused (f32)
+  int varlen_depth = 0;       // varlen: steps of the kernel's search over cu_seqlens (indices < 2^depth)
+  bool varlen_starts = false; // varlen: per-sequence starts read (else one offset)
 
   int pairs() const { return rotary_dim / 2; }
   // Throws Error naming the first field that is out of range.

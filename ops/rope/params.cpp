@@ -13,6 +13,9 @@ const char* const kWeights[2] = {"q_weight", "k_weight"};
 
 const char* const kEpsParam = "eps";
 const char* const kPhaseSteps = "phase_steps";
+const char* const kCuSeqlens = "cu_seqlens";
+const char* const kSeqStarts = "seq_starts";
+const char* const kNumSeqs = "num_seqs";
 const char* const kAttentionFactor = "attention_factor";
 const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
 const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
@@ -30,7 +33,8 @@ void pack_norm_args(ArgPack& a, const void* q_weight, const void* k_weight, floa
 std::vector<Arg> rotation_params(const RopeSpec& spec) {
   // In place the kernel reads and writes through the out pointers only, so each is still noalias.
   const bool oop = !spec.in_place;
-  const DType ids = spec.positions == PositionKind::ids_i64 ? DType::i64 : DType::i32;
+  const DType ids =
+      spec.positions == PositionKind::ids_i64 || spec.positions == PositionKind::varlen_i64 ? DType::i64 : DType::i32;
   std::vector<Arg> p;
   for (int t = 0; t < 4; ++t) {
     const bool in = t % 2 == 0;
@@ -44,6 +48,11 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
     p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
   }
   p.push_back(Arg::pointer("position_ids", ids, true, true));
+  if (spec.varlen_depth) {
+    p.push_back(Arg::pointer(kCuSeqlens, ids, true, true));
+    p.push_back(Arg::pointer(kSeqStarts, ids, true, true));
+    p.push_back(Arg::int64(kNumSeqs));
+  }
   for (const char* n : {"position_offset", "seq_len", "max_position"}) p.push_back(Arg::int64(n));
   for (const auto& t : kStrides)
     for (const char* n : t) p.push_back(Arg::int64(n));
@@ -58,7 +67,9 @@ void pack_rotation_args(ArgPack& a, const Plan& p) {
   else
     a.add("cos", p.angles.table.cos).add("sin", p.angles.table.sin);
   a.add("position_ids", p.positions.ids);
-  a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));
+  if (p.spec.varlen_depth)
+    a.add(kCuSeqlens, p.positions.cu_seqlens).add(kSeqStarts, p.positions.starts).add(kNumSeqs, p.positions.num_seqs);
+  a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));  // varlen: the start without starts
   a.add("seq_len", int64_t(p.q.seq)).add("max_position", p.max_position);
   for (int t = 0; t < 4; ++t)
     a.add(kStrides[t][0], int64_t(views[t]->stride_batch))

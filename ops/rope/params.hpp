@@ -23,5 +23,6 @@ const char* stride_param(int tensor, bool out, int dim);
 const char* weight_param(int tensor);
 extern const char* const kEpsParam;
 extern const char* const kPhaseSteps, *const kAttentionFactor;  // in-kernel (exact) angles
+extern const char* const kCuSeqlens, *const kSeqStarts, *const kNumSeqs;  // varlen positions
 
 }  // namespace ropejit::rope

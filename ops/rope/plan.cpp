@@ -40,6 +40,41 @@ int64_t check_frequencies(const Frequencies& f, int64_t rotary) {
 }
 }  // namespace
 
+// A variable-length batch: pointers, dtype and the packed layout; on the host backend every offset and
+// start too (the GPU's kernel leaves a token whose sequence or position is out of range untouched).
+static void check_varlen(const Positions& p, const TensorView& q, int64_t max_position, const char* whose, bool host) {
+  if (!p.cu_seqlens) throw Error("positions: varlen without cu_seqlens");
+  if (p.ids) throw Error("positions: both ids and cu_seqlens given; varlen positions come from cu_seqlens");
+  if (p.ids_dtype != DType::i32 && p.ids_dtype != DType::i64)
+    throw Error(fmt::format("positions: cu_seqlens dtype {} is not supported: use i32 or i64", dtype_name(p.ids_dtype)));
+  const auto size = uintptr_t(dtype_size(p.ids_dtype));
+  if (reinterpret_cast<uintptr_t>(p.cu_seqlens) % size || reinterpret_cast<uintptr_t>(p.starts) % size)
+    throw Error("positions: cu_seqlens or starts is not aligned to its elements");
+  if (p.num_seqs < 1 || p.num_seqs > INT32_MAX)
+    throw Error(fmt::format("positions: num_seqs {} must be from 1 to 2^31 - 1", p.num_seqs));
+  if (q.batch != 1)
+    throw Error(fmt::format("positions: a varlen batch is packed as [1, total_tokens, heads, head_dim]; q has batch {}",
+                            q.batch));
+  if (!p.starts && (p.offset < 0 || p.offset >= max_position))
+    throw Error(fmt::format("positions: offset {} is outside {} [0, {})", p.offset, whose, max_position));
+  if (!host) return;
+  auto at = [&](const void* a, int64_t i) {
+    return p.ids_dtype == DType::i32 ? int64_t(static_cast<const int32_t*>(a)[i]) : static_cast<const int64_t*>(a)[i];
+  };
+  if (at(p.cu_seqlens, 0) != 0) throw Error(fmt::format("positions: cu_seqlens[0] is {}, not 0", at(p.cu_seqlens, 0)));
+  for (int64_t i = 0; i < p.num_seqs; ++i) {
+    const int64_t begin = at(p.cu_seqlens, i), end = at(p.cu_seqlens, i + 1);
+    if (end < begin) throw Error(fmt::format("positions: cu_seqlens decreases at {} ({} after {})", i + 1, end, begin));
+    const int64_t start = p.starts ? at(p.starts, i) : p.offset;
+    if (start < 0 || (end > begin && start > max_position - (end - begin)))
+      throw Error(fmt::format("positions: sequence {} (start {}, {} tokens) runs outside {} [0, {})", i, start,
+                              end - begin, whose, max_position));
+  }
+  if (at(p.cu_seqlens, p.num_seqs) != q.seq)
+    throw Error(fmt::format("positions: cu_seqlens[{}] is {}, but q holds {} tokens", p.num_seqs,
+                            at(p.cu_seqlens, p.num_seqs), q.seq));
+}
+
 Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                const RopeOptions& options) {
   Plan plan;
@@ -94,7 +129,10 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
 
   // Positions
   if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
-  if (positions.ids) {
+  const bool varlen = positions.cu_seqlens || positions.num_seqs;
+  if (varlen) {
+    check_varlen(positions, q, max_position, whose, options.backend == Backend::host);
+  } else if (positions.ids) {
     if (positions.ids_dtype != DType::i32 && positions.ids_dtype != DType::i64)
       throw Error(fmt::format("positions: ids dtype {} is not supported: use i32 or i64", dtype_name(positions.ids_dtype)));
     if (reinterpret_cast<uintptr_t>(positions.ids) % uintptr_t(dtype_size(positions.ids_dtype)))
@@ -125,9 +163,18 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   spec.q_heads = int(q.heads);
   spec.k_heads = k ? int(k->heads) : 0;
   spec.in_place = !out_of_place;
-  spec.positions = !positions.ids                      ? PositionKind::offset
-                   : positions.ids_dtype == DType::i32 ? PositionKind::ids_i32
-                                                       : PositionKind::ids_i64;
+  const bool i32 = positions.ids_dtype == DType::i32;
+  spec.positions = varlen          ? (i32 ? PositionKind::varlen_i32 : PositionKind::varlen_i64)
+                   : !positions.ids ? PositionKind::offset
+                   : i32            ? PositionKind::ids_i32
+                                    : PositionKind::ids_i64;
+  if (varlen) {
+    // Search steps for indices up to num_seqs, in steps of 4 (fewer specialisations).
+    int depth = 0;
+    while ((int64_t(1) << depth) <= positions.num_seqs) ++depth;
+    spec.varlen_depth = (depth + 3) / 4 * 4;
+    spec.varlen_starts = positions.starts != nullptr;
+  }
   spec.validate();
 
   // Vector width the memory allows: every q/k pointer and stride, and the table rows.

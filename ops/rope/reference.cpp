@@ -85,6 +85,13 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
     for (int64_t s = 0; s < x.seq; ++s) {
       int64_t pos = positions.ids ? int64_t(load_as_double(positions.ids_dtype, positions.ids, b * x.seq + s))
                                   : positions.offset + s;
+      if (positions.cu_seqlens) {  // varlen: the sequence holding token s, by a plain scan
+        auto at = [&](const void* a, int64_t i) { return int64_t(load_as_double(positions.ids_dtype, a, i)); };
+        int64_t i = 0;
+        while (i + 1 <= positions.num_seqs && at(positions.cu_seqlens, i + 1) <= s) ++i;
+        if (i >= positions.num_seqs) throw Error(fmt::format("reference: token {} is past the last sequence", s));
+        pos = (positions.starts ? at(positions.starts, i) : positions.offset) + (s - at(positions.cu_seqlens, i));
+      }
       if (pos < 0 || pos >= table.max_position)
         throw Error(fmt::format("reference: position {} of token ({}, {}) is outside the table", pos, b, s));
       const double* c = per_position ? pos_cos.data() : &table.cos[size_t(pos * P)];

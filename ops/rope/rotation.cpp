@@ -1,5 +1,7 @@
 #include "ops/rope/rotation.hpp"
 
+#include "ops/rope/params.hpp"
+
 namespace ropejit::rope {
 
 using lang::Value;
@@ -10,10 +12,30 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
   Token t;
   t.batch = b.udiv(pid, seq_len);
   t.seq = pid - t.batch * seq_len;
-  if (spec.positions == PositionKind::offset)
+  if (spec.varlen_depth) {
+    // The sequence of this token: the last i <= num_seqs with cu_seqlens[i] <= token, by a branchless
+    // binary search of varlen_depth steps (the same few values for every program: cached loads).
+    Value cu = b.param(kCuSeqlens);
+    Value n = b.param(kNumSeqs);
+    Value lo = b.i64(0);
+    for (int d = spec.varlen_depth - 1; d >= 0; --d) {
+      Value cand = lo + b.i64(int64_t(1) << d);
+      Value in = b.ult(cand, n + 1);
+      Value first = b.cast(b.load(cu + cand, 1, {.mask = in, .hint = lang::CacheHint::readonly}), lang::Elem::i64);
+      lo = b.select(in & (first <= pid), cand, lo);
+    }
+    // Tokens past the last sequence (lo == num_seqs) are left alone.
+    b.return_program_if(!b.ult(lo, n));
+    Value begin = b.cast(b.load(cu + lo, 1, {.hint = lang::CacheHint::readonly}), lang::Elem::i64);
+    Value start = spec.varlen_starts
+                      ? b.cast(b.load(b.param(kSeqStarts) + lo, 1, {.hint = lang::CacheHint::readonly}), lang::Elem::i64)
+                      : b.param("position_offset");
+    t.position = start + (pid - begin);
+  } else if (spec.positions == PositionKind::offset) {
     t.position = b.param("position_offset") + t.seq;
-  else
+  } else {
     t.position = b.cast(b.load(b.param("position_ids") + pid), lang::Elem::i64);
+  }
   // A position outside the table (negative ones too, as unsigned) leaves the token untouched:
   // nothing out of bounds is read or written.
   b.return_program_if(!b.ult(t.position, b.param("max_position")));

@@ -16,6 +16,8 @@ const char* positions_name(PositionKind p) {
     case PositionKind::offset: return "offset";
     case PositionKind::ids_i32: return "ids32";
     case PositionKind::ids_i64: return "ids64";
+    case PositionKind::varlen_i32: return "varlen32";
+    case PositionKind::varlen_i64: return "varlen64";
   }
   return "?";
 }
@@ -34,6 +36,10 @@ void RopeSpec::validate() const {
     throw Error(fmt::format("cos/sin table dtype {} is not supported: use f32 or bf16", dtype_name(table_dtype)));
   if (q_heads <= 0 || q_heads > 4096) throw Error(fmt::format("q heads {} must be from 1 to 4096", q_heads));
   if (k_heads < 0 || k_heads > 4096) throw Error(fmt::format("k heads {} must be from 0 to 4096", k_heads));
+  const bool varlen = positions == PositionKind::varlen_i32 || positions == PositionKind::varlen_i64;
+  if (int(positions) > int(PositionKind::varlen_i64)) throw Error(fmt::format("position kind {} is not known", int(positions)));
+  if (varlen ? varlen_depth < 1 || varlen_depth > 32 : varlen_depth != 0 || varlen_starts)
+    throw Error(fmt::format("varlen search depth {} must be from 1 to 32 with varlen positions, else 0", varlen_depth));
   if (angles != AngleMode::table && angles != AngleMode::exact)
     throw Error(fmt::format("angle mode {} is neither table nor exact", int(angles)));
   if (angles == AngleMode::exact && table_dtype != DType::f32)
@@ -45,9 +51,10 @@ std::string KernelConfig::key() const {
 }
 
 std::string RopeSpec::key() const {
-  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}{}", style_name(style), head_dim, rotary_dim,
+  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}{}{}", style_name(style), head_dim, rotary_dim,
                      dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
-                     positions_name(positions), inverse ? ".inverse" : "", angles == AngleMode::exact ? ".exact" : "");
+                     positions_name(positions), inverse ? ".inverse" : "", angles == AngleMode::exact ? ".exact" : "",
+                     varlen_depth ? fmt::format(".s{}{}", varlen_depth, varlen_starts ? ".starts" : "") : "");
 }
 
 
@@ -133,7 +140,7 @@ size_t hash_combine(size_t seed, size_t v) { return seed ^ (v + 0x9e3779b97f4a7c
 size_t hash_value(const RopeSpec& s) {
   size_t h = 0;
   for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
-                int(s.in_place), int(s.positions), int(s.inverse), int(s.angles)})
+                int(s.in_place), int(s.positions), int(s.inverse), int(s.angles), s.varlen_depth, int(s.varlen_starts)})
     h = hash_combine(h, std::hash<int>()(v));
   return h;
 }
