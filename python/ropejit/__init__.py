@@ -14,7 +14,8 @@ ids may go beyond (a token whose id is past the table is left unrotated). table=
 uses your own values instead.
 
 torch: the current stream of the tensors' device is used (or stream=), and calls take a fast path
-that reads data pointers and strides directly. Where autograd records (an input requires grad) the
+that prepares a call's arguments once per shape (per thread) and then writes only data pointers;
+in-place writes bump torch's version counters (torch 2.x). Where autograd records (an input requires grad) the
 op runs out of place and is differentiable; with torch >= 2.4 the ops are also torch custom ops
 (torch.ops.ropejit.*), so torch.compile(fullgraph=True) traces them without graph breaks.
 CUDA graphs: run each shape once (or warm_up) before capturing; nothing is compiled during capture.
