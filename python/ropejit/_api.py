@@ -202,6 +202,9 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
     max_position, table_dtype), plus (eps, one_plus_weight) for qk_norm_rope. Returns (q', k'), or
     None for a call that run() must take (nothing done)."""
     # The key, read inline (this is the hot path): for each tensor its dtype, device, shape, strides.
+    # Subclasses (which may redefine what these read) take run().
+    if type(q) is not D.Tensor:
+        return None
     if k is None:
         km = None
     elif type(k) is D.Tensor:

@@ -139,8 +139,10 @@ class TestFastPath(unittest.TestCase):
             ropejit.apply_rope(q, k, 2, out=(outs[0], None))
         self.assertIn("out: give (q_out, k_out)", str(cm.exception))
         p = torch.nn.Parameter(q.clone())  # a subclass: run() takes it
+        before = len(_api._local.prepared)
         with torch.no_grad():
             ropejit.apply_rope(p, None, 2)
+        self.assertEqual(len(_api._local.prepared), before)
         self.check(p.detach(), q.double().numpy(), 2)
         q3 = q.clone()
         ropejit.apply_rope(q3, None, 2, stream=0)  # an explicit stream: run()
