@@ -14,7 +14,8 @@ ids may go beyond (a token whose id is past the table is left unrotated). table=
 uses your own values instead.
 
 torch: the current stream of the tensors' device is used (or stream=), and calls take a fast path
-that reads data pointers and strides directly. Where autograd records (an input requires grad) the
+that prepares a call's arguments once per shape (per thread) and then writes only data pointers;
+in-place writes bump torch's version counters (torch 2.x). Where autograd records (an input requires grad) the
 op runs out of place and is differentiable; with torch >= 2.4 the ops are also torch custom ops
 (torch.ops.ropejit.*), so torch.compile(fullgraph=True) traces them without graph breaks.
 CUDA graphs: run each shape once (or warm_up) before capturing; nothing is compiled during capture.
@@ -32,10 +33,10 @@ try:
     from . import _torch
 except ImportError:  # no torch
     _torch = None
-
-
-def _routed(q):
-    return _torch is not None and isinstance(q, _D.Tensor)
+_Tensor = _D.Tensor if _torch is not None else ()
+if _torch is not None:
+    _is_compiling, _grad_enabled = _torch.is_compiling, _torch.torch.is_grad_enabled
+_torch_call = _api.torch_call
 
 
 def apply_rope(q, k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox", inplace=True, out=None,
@@ -44,33 +45,35 @@ def apply_rope(q, k=None, positions=None, *, theta=10000.0, rotary_dim=None, sty
 
     style "neox" rotates the halves (x[i], x[i + R/2]), "gptj" interleaved pairs (x[2i], x[2i+1]);
     rotary_dim (default head_dim) leading elements are rotated, the rest copied."""
-    if _routed(q) and table is None:
-        if _torch.routed(q, k):
-            return _torch.rope_routed(q, k, positions, theta, rotary_dim, style, inplace, out, max_position,
-                                      table_dtype, False)
-        if inplace and out is None and stream is None:
-            r = _api.fast_torch(_L.rope, q, k, positions, theta, rotary_dim, style, max_position, table_dtype)
-            if r is not None:
-                return r
-    return _api.run(_L.rope, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table,
-                    table_dtype)
+    return _rope(False, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table,
+                 table_dtype)
 
 
 def apply_rope_backward(grad_q, grad_k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox",
                         inplace=True, out=None, stream=None, max_position=None, table=None, table_dtype="float32"):
     """RoPE's backward: the gradients of the outputs rotated by the negated angle (the inverse
     rotation) give those of the inputs. Arguments as apply_rope."""
-    if _routed(grad_q) and table is None:
-        if _torch.routed(grad_q, grad_k):
-            return _torch.rope_routed(grad_q, grad_k, positions, theta, rotary_dim, style, inplace, out, max_position,
-                                      table_dtype, True)
-        if inplace and out is None and stream is None:
-            r = _api.fast_torch(_L.rope_backward, grad_q, grad_k, positions, theta, rotary_dim, style, max_position,
-                                table_dtype)
+    return _rope(True, grad_q, grad_k, positions, theta, rotary_dim, style, inplace, out, stream, max_position,
+                 table, table_dtype)
+
+
+def _rope(inverse, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table, table_dtype):
+    if table is None and isinstance(q, _Tensor):
+        # _torch.routed(q, k) inlined (the hot path). Under torch.compile this is all that is traced:
+        # the custom op takes the call, and nothing of ctypes is touched.
+        if _is_compiling() or ((q.requires_grad or (k is not None and k.requires_grad)) and _grad_enabled()):
+            return _torch.rope_routed(q, k, positions, theta, rotary_dim, style, inplace, out, max_position,
+                                      table_dtype, inverse)
+        if stream is None:
+            op = _L.rope_backward if inverse else _L.rope
+            config = (theta, rotary_dim, style, max_position, table_dtype)
+            if not inplace or out is not None:
+                return _api.call(op, q, k, positions, config, inplace, out)
+            r = _torch_call(op, q, k, positions, config)
             if r is not None:
                 return r
-    return _api.run(_L.rope_backward, grad_q, grad_k, positions, theta, rotary_dim, style, inplace, out, stream,
-                    max_position, table, table_dtype)
+    return _api.run(_L.rope_backward if inverse else _L.rope, q, k, positions, theta, rotary_dim, style, inplace, out,
+                    stream, max_position, table, table_dtype)
 
 
 def apply_qk_norm_rope(q, k, q_weight, k_weight=None, positions=None, *, eps=1e-6, one_plus_weight=False,
@@ -78,9 +81,14 @@ def apply_qk_norm_rope(q, k, q_weight, k_weight=None, positions=None, *, eps=1e-
                        max_position=None, table=None, table_dtype="float32"):
     """Per-head RMSNorm of q and k (weights [head_dim], float32 or q's dtype; (1 + w) with
     one_plus_weight), then RoPE, in one pass: y = rope(x / sqrt(mean(x^2) + eps) * w). k may be None."""
-    if _routed(q) and table is None and _torch.routed(q, k, q_weight, k_weight):
-        return _torch.norm_routed(q, k, q_weight, k_weight, positions, theta, rotary_dim, style, inplace, out,
-                                  max_position, table_dtype, eps, one_plus_weight)
+    if table is None and isinstance(q, _Tensor):
+        if _torch.routed(q, k, q_weight, k_weight):
+            return _torch.norm_routed(q, k, q_weight, k_weight, positions, theta, rotary_dim, style, inplace, out,
+                                      max_position, table_dtype, eps, one_plus_weight)
+        if stream is None:
+            return _api.call(_L.qk_norm_rope, q, k, positions,
+                             (theta, rotary_dim, style, max_position, table_dtype, eps, one_plus_weight), inplace,
+                             out, q_weight, k_weight)
     return _api.run(_L.qk_norm_rope, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position,
                     table, table_dtype, q_weight, k_weight, eps, one_plus_weight)
 

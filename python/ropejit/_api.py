@@ -1,5 +1,8 @@
 """The ops over the C API: arguments read (torch and numpy directly, anything else through DLPack),
-the table found, one C call, errors raised as ropejit.Error."""
+the table found, one C call, errors raised as ropejit.Error. torch tensors take a fast path
+(torch_call) that packs a call's arguments once per shape and reuses them."""
+import threading
+
 from . import _dlpack as D
 from . import _library as L
 from . import _tables as T
@@ -106,71 +109,173 @@ def run(op, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max
     return q_out, k_out
 
 
-def fast_torch(op, q, k, positions, theta, rotary_dim, style, max_position, table_dtype):
-    """run() for the common torch call, in place on the current stream with ropejit's table: the same
-    checks and C call with as little Python as possible. None where the call is not that case (the
-    caller then takes run())."""
-    T_ = D.TORCH_DTYPES
-    if q.is_cuda:
-        dev_type, dev_id = D.KDL_CUDA, q.get_device()
-    elif (positions is None or type(positions) is int) and q.device.type == "cpu":  # host ids: run() reads them
-        dev_type, dev_id = D.KDL_CPU, 0
-    else:
+# ---------------------------------------------------------------------------------------------
+# The torch fast path. A call's DLTensors and options are packed once per key (the op, its options,
+# and each tensor's dtype, device, shape and strides: all a DLTensor holds but its data pointer) into
+# a buffer of their own; a later call with the same key writes only the data pointers and the
+# position offset into it. The C side still checks every DLTensor (shapes, strides, alignment,
+# devices) on each call: a reused buffer describes the call's tensors exactly.
+
+# One call's own values in a prepared buffer, as indices of its 8-byte words: each slot's data
+# pointer, and the options' position_offset (ropejit_options: struct_size 4 bytes, style 4,
+# rotary_dim 8, then it).
+_WORD = [D.SLOT // 8 * i for i in range(D.NSLOTS)]
+_OFFSET = (D.OPTIONS_AT + 16) // 8
+_K, _POS = _WORD[D.K], _WORD[D.POS]
+_MAX_PREPARED = 256  # per thread; past it the cache starts over (shapes that never repeat)
+_stream = D.torch_stream
+_bump = D.torch_bump_versions
+
+
+class _Prepared:
+    __slots__ = ("raw", "words", "args", "table", "size", "seq", "cuda", "device", "host_ids")
+
+
+class _PerThread(threading.local):
+    def __init__(self):
+        self.prepared = {}  # key -> _Prepared: each thread writes its own buffers
+
+
+_local = _PerThread()
+
+
+def _meta(t):
+    """The key's part for an optional tensor: () for None, None where the fast path does not take t
+    (not a plain torch tensor)."""
+    if t is None:
+        return ()
+    if type(t) is not D.Tensor:
         return None
-    shape = q.shape
-    n = len(shape)
-    if n == 3:
-        seq = shape[0]
-    elif n == 4:
-        seq = shape[1]
-    else:
-        return None
-    ids = None
-    if positions is None:
-        offset, need = 0, seq
-    elif type(positions) is int:
-        offset, need = positions, positions + seq
-    elif isinstance(positions, D.Tensor):
-        offset, need, ids = 0, max_position or 0, positions
-    else:
-        return None
+    return t.dtype, t.device, t.shape, t.stride()
+
+
+def _grow(c, need):
+    """Points c at a table covering positions [0, need): the same rows in a larger table."""
+    handle, c.size = T.entry_for(*c.table, need)
+    args = list(c.args)
+    args[-2] = handle
+    c.args = tuple(args)
+
+
+def _prepare(op, tensors, config):
+    """The _Prepared of a call, or None for a call the fast path leaves to run() (a device, dtype or
+    rank it does not take, a style it does not know: run() reports those)."""
+    theta, rotary_dim, style, max_position, table_dtype = config[:5]
+    q = tensors[D.Q]
     style_code = STYLES.get(style)
-    qt = T_.get(q.dtype)
-    if style_code is None or qt is None:
+    if style_code is None or q.dim() not in (3, 4):
         return None
-    rot = rotary_dim or shape[-1]
-    entry = T._tables.get((dev_type, dev_id, theta, rot, table_dtype))
-    handle = entry[0] if entry is not None and entry[1] >= need else T.table_for(dev_type, dev_id, theta, rot,
-                                                                                   table_dtype, need)
-    b = D.buffers
-    raw, slots, pack = b.raw, b.slots, D._PACK
-    a = slots[D.Q]
-    pack[n].pack_into(raw, 0, q.data_ptr(), dev_type, dev_id, n, qt[0], qt[1], 1, a + 48, a + 80, 0, *shape,
-                      *q.stride())
-    kp = pp = None
+    c = _Prepared()
+    c.raw, _ = D.new_buffer()
+    c.words = memoryview(c.raw).cast("B").cast("q")
+    addrs = []
+    for index, t in enumerate(tensors):
+        if t is None:
+            addrs.append(None)
+            continue
+        code = D.TORCH_DTYPES.get(t.dtype)
+        if code is None or t.dim() > 4 or not (t.is_cuda or t.device.type == "cpu"):
+            return None
+        dev_type, dev_id = D.torch_device(t)
+        addrs.append(D.fill(c.raw, index, 0, dev_type, dev_id, code[0], code[1], t.shape, t.stride()))
+    c.cuda = q.is_cuda
+    c.device = q.get_device() if c.cuda else 0
+    c.seq = q.shape[0] if q.dim() == 3 else q.shape[1]
+    rot = rotary_dim or q.shape[-1]
+    ids = tensors[D.POS]
+    # Ids on the host are read for the table they need (their max), each call; on the GPU they are
+    # not read (max_position, else the default size, covers them).
+    c.host_ids = ids is not None and not ids.is_cuda and ids.numel() > 0
+    options = D.options_into(c.raw, style_code, rot, 0, *config[5:])
+    if op is L.qk_norm_rope:
+        c.args = tuple(addrs[:4] + addrs[D.Q_W:] + [addrs[D.POS], None, options])
+    else:
+        c.args = tuple(addrs[:5] + [None, options])
+    c.table = (D.KDL_CUDA if c.cuda else D.KDL_CPU, c.device, theta, rot, table_dtype)
+    _grow(c, max_position or 0)
+    return c
+
+
+def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=None):
+    """op (rope, rope_backward or qk_norm_rope) on plain torch tensors with ropejit's table, on the
+    current stream: in place, or into out=(q_out, k_out). config: (theta, rotary_dim, style,
+    max_position, table_dtype), plus (eps, one_plus_weight) for qk_norm_rope. Returns (q', k'), or
+    None for a call that run() must take (nothing done)."""
+    # The key, read inline (this is the hot path): for each tensor its dtype, device, shape, strides.
+    # Subclasses (which may redefine what these read) take run().
+    if type(q) is not D.Tensor:
+        return None
+    if k is None:
+        km = None
+    elif type(k) is D.Tensor:
+        km = (k.dtype, k.device, k.shape, k.stride())
+    else:
+        return None
+    if positions is None:
+        offset, ids, pm = 0, None, None
+    elif type(positions) is int:
+        offset, ids, pm = positions, None, None
+    elif type(positions) is D.Tensor:
+        offset, ids, pm = 0, positions, (positions.dtype, positions.device, positions.shape, positions.stride())
+    else:
+        return None
+    if out is None and q_weight is None:
+        q_out = k_out = None
+        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm)  # ctypes functions have no hash
+    else:
+        q_out, k_out = out if out is not None else (None, None)
+        if out is not None and (q_out is None or (k is None) != (k_out is None)):
+            return None  # run() says what is wrong
+        extra = (_meta(q_out), _meta(k_out), _meta(q_weight), _meta(k_weight))
+        if None in extra:
+            return None
+        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, extra)
+    prepared = _local.prepared
+    c = prepared.get(key)
+    if c is None:
+        c = _prepare(op, (q, k, q_out, k_out, ids, q_weight, k_weight), config)
+        if c is None:
+            return None
+        if len(prepared) >= _MAX_PREPARED:
+            prepared.clear()
+        prepared[key] = c
+    if ids is None:
+        if offset + c.seq > c.size:
+            _grow(c, offset + c.seq)
+    elif c.host_ids:
+        need = int(ids.max()) + 1
+        if need > c.size:
+            _grow(c, need)
+    w = c.words
+    w[0] = q.data_ptr()
     if k is not None:
-        kt = T_.get(k.dtype)
-        if kt is None or not isinstance(k, D.Tensor):
-            return None
-        kp = slots[D.K]
-        ks = k.shape
-        kd = (D.KDL_CUDA, k.get_device()) if k.is_cuda else D.torch_device(k)
-        pack[len(ks)].pack_into(raw, D.SLOT * D.K, k.data_ptr(), kd[0], kd[1], len(ks), kt[0], kt[1], 1, kp + 48,
-                                kp + 80, 0, *ks, *k.stride())
-    if ids is not None:
-        pt = T_.get(ids.dtype)
-        if pt is None:
-            return None
-        pp = slots[D.POS]
-        ps = ids.shape
-        pd = (D.KDL_CUDA, ids.get_device()) if ids.is_cuda else D.torch_device(ids)
-        pack[len(ps)].pack_into(raw, D.SLOT * D.POS, ids.data_ptr(), pd[0], pd[1], len(ps), pt[0], pt[1], 1,
-                                pp + 48, pp + 80, 0, *ps, *ids.stride())
-    opt = (style_code, rot, offset)
-    if b.last_options != opt:
-        D.options(style_code, rot, offset)
-        b.last_options = opt
-    status = op(a, kp, None, None, pp, handle, b.options, D.torch_stream(dev_id) if dev_type == D.KDL_CUDA else None)
+        w[_K] = k.data_ptr()
+    if ids is None:
+        w[_OFFSET] = offset
+    else:
+        w[_POS] = ids.data_ptr()
+    if q_out is not None or q_weight is not None:
+        for index, t in ((D.Q_OUT, q_out), (D.K_OUT, k_out), (D.Q_W, q_weight), (D.K_W, k_weight)):
+            if t is not None:
+                w[_WORD[index]] = t.data_ptr()
+    status = op(*c.args, _stream(c.device) if c.cuda else None)
     if status:
         L.fail(status)
-    return q, k
+    if q_out is None:
+        q_out, k_out = q, k
+    if _bump is not None:
+        _bump(q_out, k_out)
+    return q_out, k_out
+
+
+def call(op, q, k, positions, config, inplace=True, out=None, q_weight=None, k_weight=None):
+    """torch_call where it takes the call, else run(); torch's current stream, ropejit's table."""
+    if not inplace and out is None and type(q) is D.Tensor and (k is None or type(k) is D.Tensor):
+        out = (D.torch.empty_like(q), None if k is None else D.torch.empty_like(k))
+    r = torch_call(op, q, k, positions, config, out, q_weight, k_weight)
+    if r is not None:
+        return r
+    theta, rotary_dim, style, max_position, table_dtype = config[:5]
+    eps, one_plus_weight = config[5:] or (1e-6, False)
+    return run(op, q, k, positions, theta, rotary_dim, style, inplace, out, None, max_position, None, table_dtype,
+               q_weight, k_weight, eps, one_plus_weight)

@@ -22,17 +22,23 @@ _OPTIONS = struct.Struct("<Iiqqdiiiii4x")
 
 # Slots: q, k, q_out, k_out, positions, q_weight, k_weight; then the options.
 Q, K, Q_OUT, K_OUT, POS, Q_W, K_W = range(7)
-_NSLOTS = 7
+NSLOTS = 7
+OPTIONS_AT = SLOT * NSLOTS
+BUFFER_SIZE = OPTIONS_AT + OPTIONS_SIZE
+
+
+def new_buffer():
+    """A buffer of NSLOTS DLTensor slots and the options, and its address."""
+    raw = ctypes.create_string_buffer(BUFFER_SIZE)
+    return raw, ctypes.addressof(raw)
 
 
 class _Buffers(threading.local):
     def __init__(self):
-        self.raw = ctypes.create_string_buffer(SLOT * _NSLOTS + OPTIONS_SIZE)
-        base = ctypes.addressof(self.raw)
-        self.slots = [base + SLOT * i for i in range(_NSLOTS)]
-        self.options = base + SLOT * _NSLOTS
+        self.raw, base = new_buffer()
+        self.slots = [base + SLOT * i for i in range(NSLOTS)]
+        self.options = base + OPTIONS_AT
         self.keep = []  # capsules of the current call
-        self.last_options = None  # what the options buffer holds, for the fast path
 
 
 buffers = _Buffers()
@@ -51,6 +57,43 @@ except ImportError:  # torch is optional
     torch = None
     Tensor = ()
     TORCH_DTYPES = {}
+    torch_stream = None
+
+
+def _version_bumper():
+    """bump(a, b): marks torch tensors a and b (b may be None) as written in place, as torch's own
+    in-place ops do, so that autograd refuses a backward whose saved values were overwritten. None
+    where torch has no way to (1.13)."""
+    inc = getattr(torch._C, "_increment_version", None) if torch is not None else None
+    if inc is None:
+        return None
+    try:
+        inc(())  # newer torch takes an iterable of tensors, older torch a tensor (and refuses this)
+        one = lambda t: inc((t,))  # noqa: E731
+    except Exception:  # noqa: BLE001 - whatever the older signature raises
+        one = inc
+
+    def each(a, b):
+        for t in (a, b):
+            if t is not None:
+                try:
+                    one(t)
+                except RuntimeError:  # an inference tensor outside inference mode has no version counter
+                    pass
+
+    if one is inc:
+        return each
+
+    def bump(a, b):
+        try:
+            inc((a,) if b is None else (a, b))
+        except RuntimeError:
+            each(a, b)
+
+    return bump
+
+
+torch_bump_versions = _version_bumper()
 
 try:
     import numpy
@@ -63,14 +106,19 @@ except ImportError:
     ndarray = ()
 
 
-def _fill(index, ptr, dev_type, dev_id, code, bits, shape, strides):
+def fill(raw, index, ptr, dev_type, dev_id, code, bits, shape, strides):
+    """Packs the DLTensor of slot `index` of raw (a new_buffer()); returns the slot's address."""
     n = len(shape)
     if n > 4:
         raise L.Error("%s: %d dimensions; ropejit takes at most 4" % (NAMES[index], n))
-    addr = buffers.slots[index]
-    _PACK[n].pack_into(buffers.raw, SLOT * index, ptr, dev_type, dev_id, n, code, bits, 1, addr + 48, addr + 80, 0,
-                       *shape, *strides)
+    addr = ctypes.addressof(raw) + SLOT * index
+    _PACK[n].pack_into(raw, SLOT * index, ptr, dev_type, dev_id, n, code, bits, 1, addr + 48, addr + 80, 0, *shape,
+                       *strides)
     return addr
+
+
+def _fill(index, ptr, dev_type, dev_id, code, bits, shape, strides):
+    return fill(buffers.raw, index, ptr, dev_type, dev_id, code, bits, shape, strides)
 
 
 NAMES = ("q", "k", "q_out", "k_out", "positions", "q_weight", "k_weight")
@@ -134,11 +182,15 @@ def pack(index, x, stream=0, writes=False):
     return pack_dlpack(index, x, stream)
 
 
+def options_into(raw, style, rotary_dim, offset, eps=1e-6, one_plus_weight=False):
+    """Packs the options of raw (a new_buffer()); returns their address."""
+    _OPTIONS.pack_into(raw, OPTIONS_AT, OPTIONS_SIZE, style, rotary_dim, offset, eps, 1 if one_plus_weight else 0, 0, 0,
+                       0, -1)
+    return ctypes.addressof(raw) + OPTIONS_AT
+
+
 def options(style, rotary_dim, offset, eps=1e-6, one_plus_weight=False):
-    buffers.last_options = None
-    _OPTIONS.pack_into(buffers.raw, SLOT * _NSLOTS, OPTIONS_SIZE, style, rotary_dim, offset, eps,
-                       1 if one_plus_weight else 0, 0, 0, 0, -1)
-    return buffers.options
+    return options_into(buffers.raw, style, rotary_dim, offset, eps, one_plus_weight)
 
 
 def device_of(x):

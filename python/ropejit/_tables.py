@@ -44,14 +44,19 @@ class Table:
 
 def table_for(dev_type, dev_id, theta, rotary_dim, dtype, positions_needed):
     """The handle of a table covering positions [0, positions_needed)."""
+    return entry_for(dev_type, dev_id, theta, rotary_dim, dtype, positions_needed)[0]
+
+
+def entry_for(dev_type, dev_id, theta, rotary_dim, dtype, positions_needed):
+    """(handle, max_position) of a table covering positions [0, positions_needed)."""
     key = (dev_type, dev_id, theta, rotary_dim, dtype)
     entry = _tables.get(key)
     if entry is not None and entry[1] >= positions_needed:
-        return entry[0]
+        return entry
     with _lock:
         entry = _tables.get(key)
         if entry is not None and entry[1] >= positions_needed:
-            return entry[0]
+            return entry
         size = max(DEFAULT_POSITIONS, entry[1] if entry else 0)
         while size < positions_needed:
             size *= 2
@@ -64,5 +69,5 @@ def table_for(dev_type, dev_id, theta, rotary_dim, dtype, positions_needed):
             L.fail(status)
         if entry is not None:
             _retired.append(entry[0])
-        _tables[key] = (handle.value, size)
-        return handle.value
+        entry = _tables[key] = (handle.value, size)
+        return entry

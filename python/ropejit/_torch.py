@@ -12,14 +12,14 @@ _compiler = getattr(torch, "compiler", None)
 is_compiling = getattr(_compiler, "is_compiling", None) or (lambda: False)
 
 
-def routed(*tensors):
-    """Whether a call on torch tensors must go through the custom ops / autograd."""
+def routed(q, k=None, q_weight=None, k_weight=None):
+    """Whether a call on torch tensors must go through the custom ops / autograd: under torch.compile,
+    or where autograd records (an input requires grad)."""
     if is_compiling():
         return True
-    if torch.is_grad_enabled():
-        for t in tensors:
-            if t is not None and t.requires_grad:
-                return True
+    if (q.requires_grad or (k is not None and k.requires_grad) or (q_weight is not None and q_weight.requires_grad)
+            or (k_weight is not None and k_weight.requires_grad)):
+        return torch.is_grad_enabled()
     return False
 
 
@@ -59,15 +59,22 @@ def qk_norm_rope_backward(q, k, q_weight, k_weight, gq, gk, rope_args, eps, one_
 
 def rope_functional(q, k, positions, offset, theta, rotary_dim, style, max_position, table_dtype, inverse):
     """Out of place, never recorded: the body of the functional op and of the backward."""
-    op = L.rope_backward if inverse else L.rope
-    return _api.run(op, q, k, positions if positions is not None else offset, theta, rotary_dim, style, False, None,
-                    None, max_position, None, table_dtype)
+    return _api.call(L.rope_backward if inverse else L.rope, q, k, positions if positions is not None else offset,
+                     (theta, rotary_dim, style, max_position, table_dtype), False)
 
 
-def _norm_functional(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position,
-                     table_dtype, eps, one_plus_weight):
-    return _api.run(L.qk_norm_rope, q, k, positions if positions is not None else offset, theta, rotary_dim, style,
-                    False, None, None, max_position, None, table_dtype, q_weight, k_weight, eps, one_plus_weight)
+def rope_in_place(q, k, positions, offset, theta, rotary_dim, style, max_position, table_dtype, inverse):
+    """The body of the in-place op."""
+    _api.call(L.rope_backward if inverse else L.rope, q, k, positions if positions is not None else offset,
+              (theta, rotary_dim, style, max_position, table_dtype))
+
+
+def norm_call(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position, table_dtype, eps,
+              one_plus_weight, inplace):
+    """The body of the fused ops, in place or not."""
+    return _api.call(L.qk_norm_rope, q, k, positions if positions is not None else offset,
+                     (theta, rotary_dim, style, max_position, table_dtype, eps, one_plus_weight), inplace, None,
+                     q_weight, k_weight)
 
 
 if HAS_CUSTOM_OPS:

@@ -27,8 +27,8 @@ class _QkNormRope(torch.autograd.Function):
         ctx.save_for_backward(q, k, q_weight, k_weight, positions)
         ctx.args = (offset, theta, rotary_dim, style, max_position, table_dtype)
         ctx.norm = (eps, one_plus_weight)
-        return TT._norm_functional(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style,
-                                   max_position, table_dtype, eps, one_plus_weight)
+        return TT.norm_call(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position,
+                            table_dtype, eps, one_plus_weight, False)
 
     @staticmethod
     def backward(ctx, gq, gk):

@@ -51,10 +51,7 @@ rope.register_autograd(_rope_backward, setup_context=_rope_setup)
 @torch.library.custom_op("ropejit::rope_", mutates_args=("q", "k"))
 def rope_(q: Tensor, k: Optional[Tensor], positions: Optional[Tensor], offset: int, theta: float, rotary_dim: int,
           style: str, max_position: int, table_dtype: str, inverse: bool) -> None:
-    from . import _api, _library as L
-
-    _api.run(L.rope_backward if inverse else L.rope, q, k, positions if positions is not None else offset, theta,
-             rotary_dim, style, True, None, None, max_position, None, table_dtype)
+    TT.rope_in_place(q, k, positions, offset, theta, rotary_dim, style, max_position, table_dtype, inverse)
 
 
 @rope_.register_fake
@@ -66,8 +63,8 @@ def _(q, k, positions, offset, theta, rotary_dim, style, max_position, table_dty
 def qk_norm_rope(q: Tensor, k: Optional[Tensor], q_weight: Tensor, k_weight: Optional[Tensor],
                  positions: Optional[Tensor], offset: int, theta: float, rotary_dim: int, style: str,
                  max_position: int, table_dtype: str, eps: float, one_plus_weight: bool) -> Tuple[Tensor, Tensor]:
-    q2, k2 = TT._norm_functional(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position,
-                                 table_dtype, eps, one_plus_weight)
+    q2, k2 = TT.norm_call(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position,
+                          table_dtype, eps, one_plus_weight, False)
     return q2, (k2 if k2 is not None else q.new_empty(0))
 
 
@@ -100,10 +97,8 @@ qk_norm_rope.register_autograd(_norm_backward, setup_context=_norm_setup)
 def qk_norm_rope_(q: Tensor, k: Optional[Tensor], q_weight: Tensor, k_weight: Optional[Tensor],
                   positions: Optional[Tensor], offset: int, theta: float, rotary_dim: int, style: str,
                   max_position: int, table_dtype: str, eps: float, one_plus_weight: bool) -> None:
-    from . import _api, _library as L
-
-    _api.run(L.qk_norm_rope, q, k, positions if positions is not None else offset, theta, rotary_dim, style, True,
-             None, None, max_position, None, table_dtype, q_weight, k_weight, eps, one_plus_weight)
+    TT.norm_call(q, k, q_weight, k_weight, positions, offset, theta, rotary_dim, style, max_position, table_dtype, eps,
+                 one_plus_weight, True)
 
 
 @qk_norm_rope_.register_fake

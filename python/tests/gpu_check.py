@@ -13,14 +13,20 @@ Checks, each printed with what it does and PASS/FAIL; exits non-zero on any fail
   2. Backward through the custom op on the GPU, fp32: torch.autograd.grad equals the fp64 inverse
      rotation of the incoming gradient within the same tolerance; torch.autograd.gradcheck on a small
      fp32 case (eps 1e-2, atol 2e-3, rtol 1e-3: the op is linear, so central differences are exact but
-     for fp32 rounding); fused QK-norm + RoPE gradients against torch autograd of the same math in fp64.
+     for fp32 rounding); fused QK-norm + RoPE gradients against torch autograd of the same math in fp64;
+     an in-place rotation of a tensor autograd saved makes backward refuse (its version counter moved).
   3. torch.compile(fullgraph=True) of functions calling ropejit's ops (in place, out of place, fused,
-     and a training step with backward) runs and matches eager bit for bit.
+     and a training step with backward) runs, and what ropejit wrote (results, and q and k rotated in
+     place) matches eager bit for bit; a float sum the graph takes of the rotated q matches within
+     rounding (inductor may reorder the reduction).
   4. A torch.cuda.CUDAGraph capture (after warm-up) replayed with new q, k and positions in the same
      buffers matches the fp64 reference each time.
   5. Host overhead per call, 64 tokens, Llama-3-8B (q 32 x 128, k 8 x 128, bf16, int64 ids on the
-     GPU, in place): Python with torch tensors, Python through torch.compile, and (from
-     ropejit-overhead, staged beside libropejit.so) the C API and the C++ API; plus GPU time by events.
+     GPU, in place): Python with torch tensors (and what Python adds: the same C function through
+     ctypes with the prepared arguments alone), the custom op called eagerly (and a no-op of its schema
+     registered through custom_op and through Library define/impl), Python through torch.compile,
+     and (from ropejit-overhead, staged beside libropejit.so) the C API and the C++ API; plus GPU time
+     by events.
 """
 import math
 import os
@@ -250,6 +256,19 @@ def backward_checks():
     for name, a, b in zip(("q", "k", "q_weight", "k_weight"), got, want):
         err = (a.double() - b).abs().max().item() / max(1.0, b.abs().max().item())
         check("qk_norm_rope autograd %s vs fp64 torch autograd (relative 2e-5)" % name, err < 2e-5, "%.3g" % err)
+    # A tensor autograd saved, then rotated in place (the fast path: it needs no grad itself): the
+    # version counter moved, so backward refuses instead of using the rotated values.
+    x = torch.rand(4, 2, 64, device=DEV)
+    wx = torch.ones(64, device=DEV, requires_grad=True)
+    y = (wx * x).sum()
+    ropejit.apply_rope(x, None, 1)
+    try:
+        y.backward()
+        refused = "backward ran"
+    except RuntimeError as e:
+        refused = "modified by an inplace operation" in str(e) or str(e)[:200]
+    check("an in-place rotation of a tensor autograd saved makes backward refuse (version counter bumped)",
+          refused is True, "" if refused is True else refused)
 
 
 # ------------------------------------------------------------------------------------ 3. compile
@@ -259,12 +278,13 @@ _compile_backend = ["inductor"]
 
 
 def compiled(fn, make_args):
-    """fn compiled with fullgraph=True and run on make_args(). Inductor first; where inductor itself
-    cannot build (BackendCompilerFailed, e.g. no host compiler for Triton's launcher on this machine),
-    aot_eager, which still traces the whole graph (dynamo, functionalization, autograd), and says so.
-    A graph break is never excused."""
+    """(fn compiled with fullgraph=True and run on make_args(), those arguments). Inductor first; where
+    inductor itself cannot build (BackendCompilerFailed, e.g. no host compiler for Triton's launcher
+    on this machine), aot_eager, which still traces the whole graph (dynamo, functionalization,
+    autograd), and says so. A graph break is never excused."""
+    args = make_args()
     try:
-        return torch.compile(fn, fullgraph=True, backend=_compile_backend[0])(*make_args())
+        return torch.compile(fn, fullgraph=True, backend=_compile_backend[0])(*args), args
     except torch._dynamo.exc.BackendCompilerFailed as e:
         if _compile_backend[0] != "inductor":
             raise
@@ -272,7 +292,8 @@ def compiled(fn, make_args):
               % str(e).splitlines()[0][:200])
         _compile_backend[0] = "aot_eager"
         torch._dynamo.reset()
-        return torch.compile(fn, fullgraph=True, backend="aot_eager")(*make_args())
+        args = make_args()  # fresh inputs: the failed attempt may have run part of the function
+        return torch.compile(fn, fullgraph=True, backend="aot_eager")(*args), args
 
 
 def compile_checks():
@@ -288,18 +309,29 @@ def compile_checks():
 
     def in_place(q, k, pos):
         ropejit.apply_rope(q, k, pos, theta=500000.0)
-        return q.float().sum(-1), k
+        return q.float().sum(-1), k  # a consumer of the rotated q inside the graph, and k itself
 
     def fused(q, k, pos):
         return ropejit.apply_qk_norm_rope(q, k, w, w, pos, inplace=False)
 
+    # Per function: which results are float sums (inductor may change their reduction order, so they
+    # are compared within rounding; everything ropejit wrote is compared bit for bit).
     torch._dynamo.reset()
-    for name, fn in (("out of place", out_of_place), ("in place", in_place), ("fused QK-norm", fused)):
-        eager = fn(q.clone(), k.clone(), pos)
-        result = compiled(fn, lambda: (q.clone(), k.clone(), pos))
-        same = all(torch.equal(a, b) for a, b in zip(eager, result))
-        check("torch.compile(fullgraph=True, backend=%s), %s: runs and matches eager bit for bit"
-              % (_compile_backend[0], name), same)
+    for name, fn, sums in (("out of place", out_of_place, ()), ("in place", in_place, (0,)),
+                           ("fused QK-norm", fused, ())):
+        eager_args = (q.clone(), k.clone(), pos)
+        eager = fn(*eager_args)
+        result, args = compiled(fn, lambda: (q.clone(), k.clone(), pos))
+        exact = all(torch.equal(a, b) for i, (a, b) in enumerate(zip(eager, result)) if i not in sums)
+        # q and k after the call: rotated in place, or untouched by the out-of-place functions
+        inputs = torch.equal(args[0], eager_args[0]) and torch.equal(args[1], eager_args[1])
+        check("torch.compile(fullgraph=True, backend=%s), %s: runs; its results and its inputs after the call "
+              "match eager bit for bit" % (_compile_backend[0], name), exact and inputs,
+              "results %s, inputs %s" % ("equal" if exact else "DIFFER", "equal" if inputs else "DIFFER"))
+        for i in sums:  # the rotation happened before the graph read q: a sum of unrotated q is far off
+            d = (eager[i] - result[i]).abs().max().item()
+            check("torch.compile, %s: the graph's float sum of the rotated q equals eager's within 1e-3 "
+                  "(reduction order may differ)" % name, d <= 1e-3, "max difference %.3g" % d)
 
     def train_step(q, k, pos):
         a, b = ropejit.apply_rope(q, k, pos, theta=500000.0)
@@ -308,7 +340,7 @@ def compile_checks():
     qf, kf = q.float().requires_grad_(), k.float().requires_grad_()
     loss_e = train_step(qf, kf, pos)
     ge = torch.autograd.grad(loss_e, (qf, kf))
-    loss_c = compiled(train_step, lambda: (qf, kf, pos))
+    loss_c, _ = compiled(train_step, lambda: (qf, kf, pos))
     gc = torch.autograd.grad(loss_c, (qf, kf))
     check("torch.compile(fullgraph=True, backend=%s) training step: loss and gradients match eager"
           % _compile_backend[0],
@@ -387,11 +419,29 @@ def overhead():
     rows = []
     eager = lambda: ropejit.apply_rope(q, k, pos, theta=500000.0)  # noqa: E731
     rows.append(("Python, torch tensors", burst_us(eager), gpu_us(eager)))
+    # What Python adds: the same C function through the same ctypes handle, with the arguments the
+    # fast path prepared for this call (data pointers included), on the same stream.
+    from ropejit import _api, _library
+
+    _api._local.prepared.clear()
+    eager()
+    (prepared,) = _api._local.prepared.values()
+    stream = torch.cuda.current_stream().cuda_stream
+    c_call = lambda: _library.rope(*prepared.args, stream)  # noqa: E731
+    rows.append(("  the C function alone, through ctypes", burst_us(c_call), gpu_us(c_call)))
+    python_side = rows[0][1] - rows[1][1]
+    if ropejit._torch.HAS_CUSTOM_OPS:
+        op = lambda: torch.ops.ropejit.rope_(q, k, pos, 0, 500000.0, 0, "neox", 0, "float32", False)  # noqa: E731
+        rows.append(("torch.ops.ropejit.rope_ (custom op), eager", burst_us(op), gpu_us(op)))
+        try:
+            rows += dispatch_probe()
+        except Exception as e:  # noqa: BLE001 - a diagnostic: the timings go on without it
+            print("  (dispatch probe skipped: %s)" % e)
     compiled_fn = torch.compile(lambda q, k, pos: ropejit.apply_rope(q, k, pos, theta=500000.0), fullgraph=True,
                                 backend=_compile_backend[0])
     through_compile = lambda: compiled_fn(q, k, pos)  # noqa: E731
-    rows.append(("Python, torch.compile (%s)" % _compile_backend[0], burst_us(through_compile),
-                 gpu_us(through_compile)))
+    compile_us = burst_us(through_compile)
+    rows.append(("Python, torch.compile (%s)" % _compile_backend[0], compile_us, gpu_us(through_compile)))
     try:
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
@@ -421,8 +471,45 @@ def overhead():
     print("\n  %-45s %14s %14s" % ("path (64 tokens, Llama-3-8B, bf16, int64 ids)", "host us/call", "GPU us/call"))
     for name, host, gpu in rows:
         print("  %-45s %14.2f %14s" % (name, host, "" if math.isnan(gpu) else "%.2f" % gpu))
+    print("  Python adds %.2f us to the C function's %.2f us (apply_rope %.2f us)" % (python_side, rows[1][1],
+                                                                                  rows[0][1]))
+    if len(rows) > 2 and rows[2][0].startswith("torch.ops.ropejit.rope_"):
+        print("  the custom op's dispatch adds %.2f us to apply_rope's; torch.compile's call of its graph adds %.2f us "
+              "to the op's" % (rows[2][1] - rows[0][1], compile_us - rows[2][1]))
     print("  goal: the Python path at most 8 us per call: %s (%.2f us)" % ("met" if rows[0][1] <= 8 else "NOT met",
                                                                            rows[0][1]))
+
+
+_probe_library = []  # keeps the probe ops' registrations alive
+
+
+def dispatch_probe():
+    """Host cost of a no-op in-place op with ropejit::rope_'s schema, registered through
+    torch.library.custom_op (as rope_ is) and through torch.library.Library define/impl: what the
+    second registration would save per call (compiled graphs call the op through the dispatcher)."""
+    from typing import Optional
+
+    Tensor = torch.Tensor
+
+    @torch.library.custom_op("ropejit_probe::by_custom_op", mutates_args=("q", "k"))
+    def by_custom_op(q: Tensor, k: Optional[Tensor], positions: Optional[Tensor], offset: int, theta: float,
+                     rotary_dim: int, style: str, max_position: int, table_dtype: str, inverse: bool) -> None:
+        pass
+
+    lib = torch.library.Library("ropejit_probe", "FRAGMENT")
+    lib.define("by_define(Tensor(a!) q, Tensor(b!)? k, Tensor? positions, int offset, float theta, int rotary_dim, "
+               "str style, int max_position, str table_dtype, bool inverse) -> ()")
+    lib.impl("by_define", lambda *args: None, "CompositeExplicitAutograd")
+    _probe_library.append(lib)
+    T, HQ, HK, D = 64, 32, 8, 128
+    q = torch.zeros(T, HQ, D, device=DEV, dtype=torch.bfloat16)
+    k = torch.zeros(T, HK, D, device=DEV, dtype=torch.bfloat16)
+    pos = torch.zeros(T, device=DEV, dtype=torch.int64)
+    args = (q, k, pos, 0, 500000.0, 0, "neox", 0, "float32", False)
+    a = lambda: torch.ops.ropejit_probe.by_custom_op(*args)  # noqa: E731
+    b = lambda: torch.ops.ropejit_probe.by_define(*args)  # noqa: E731
+    return [("  a no-op with its schema: custom_op", burst_us(a), math.nan),
+            ("  a no-op with its schema: Library define/impl", burst_us(b), math.nan)]
 
 
 def main():
