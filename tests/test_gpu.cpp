@@ -81,10 +81,10 @@ TEST_CASE("gpu: other configs and padded strides" * doctest::skip(no_gpu())) {
       }
 }
 
-TEST_CASE("gpu: bit-identical to the host backend: forward, inverse (RoPE's backward), in-kernel exact angles" *
+TEST_CASE("gpu: bit-identical to the host backend: forward, inverse (RoPE's backward), exact angles, varlen" *
           doctest::skip(no_gpu())) {
   uint64_t seed = 9000;
-  for (int variant : {0, 1, 2})
+  for (int variant : {0, 1, 2, 3})
     for (DType dt : {DType::bf16, DType::f16, DType::f32})
       for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
         for (bool in_place : {true, false}) {
@@ -99,6 +99,7 @@ TEST_CASE("gpu: bit-identical to the host backend: forward, inverse (RoPE's back
           c.exact_angles = variant == 2;  // at positions near 2^31, theta 5e5: the phase wraps many times
           c.position_base = variant == 2 ? (int64_t(1) << 31) - 400 : 0;
           c.theta = variant == 2 ? 5e5 : 1e4;
+          if (variant == 3) c.pos = Pos::varlen64, c.batch = 17, c.seq = 7;  // 17 sequences packed in one
           INFO(c.describe());
           auto g = run_case(c, Backend::cuda, seed);
           auto h = run_case(c, Backend::host, seed);

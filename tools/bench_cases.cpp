@@ -41,14 +41,15 @@ Case with_tokens(Case c, int64_t tokens) {
 
 double Case::bytes() const {
   double elems = double(tokens()) * double(q_heads + k_heads) * head_dim;
-  double table_row = exact_angles ? 0 : double(head_dim / 2) * 4 * 2;  // f32 cos and sin
+  double table_row = exact_angles ? 0 : double(head_dim / 2) * 4 * 2;  // f32 cos and sin (cu_seqlens: tiny)
   double weights = op == "qk_norm_rope" ? 2.0 * head_dim * 4 : 0;
   return 2.0 * elems * dtype_size(dtype) + double(tokens()) * (table_row + (decode ? 4 : 0)) + weights;
 }
 
 std::string Case::series() const {
-  return fmt::format("{}{} d{} {}/{} {}{}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
-                     k_heads, style == RopeStyle::neox ? "neox" : "gptj", exact_angles ? " exact" : "");
+  return fmt::format("{}{} d{} {}/{} {}{}{}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
+                     k_heads, style == RopeStyle::neox ? "neox" : "gptj", exact_angles ? " exact" : "",
+                     varlen_seqs ? fmt::format(" varlen {}", varlen_seqs) : "");
 }
 
 std::string Case::label() const {
@@ -80,11 +81,15 @@ std::vector<Case> default_cases() {
     g.style = RopeStyle::gptj;
     out.push_back(with_tokens(g, t));
   }
-  // In-kernel exact angles (no table read), against the table rows above.
+  // In-kernel exact angles (no table read), and varlen batches of 64 equal sequences, against the
+  // dense table rows above.
   for (int64_t t : {16384, 65536}) {
     Case c = llama;
     c.exact_angles = true;
     out.push_back(with_tokens(c, t));
+    Case v = with_tokens(llama, t);
+    v.varlen_seqs = 64;
+    out.push_back(v);
   }
   // Fused QK-RMSNorm + RoPE: Qwen3-8B (32/8 d128), Qwen3-30B-A3B (32/4 d128), and an odd head dim.
   for (int64_t t : {16384, 65536})
@@ -196,6 +201,15 @@ Data::Data(const Case& c, int64_t l2_bytes, Backend backend) : c_(c), backend_(b
     std::memcpy(weights_.host.data(), w.data(), w.size() * 4);
   else
     weights_.device.upload(w.data(), w.size() * 4);
+  if (c.varlen_seqs > 0) {
+    std::vector<int32_t> cu(size_t(c.varlen_seqs) + 1);
+    for (size_t i = 0; i < cu.size(); ++i) cu[i] = int32_t(c.tokens() * int64_t(i) / c.varlen_seqs);
+    cu_seqlens_ = make(cu.size() * 4);
+    if (backend_ == Backend::host)
+      std::memcpy(cu_seqlens_.host.data(), cu.data(), cu.size() * 4);
+    else
+      cu_seqlens_.device.upload(cu.data(), cu.size() * 4);
+  }
   if (c.decode) {
     std::vector<int32_t> ids(size_t(c.tokens()));
     std::uniform_int_distribution<int32_t> p(0, 4095);
@@ -216,6 +230,8 @@ TensorView Data::k(int set) const {
                           std::max(1, c_.k_heads), c_.head_dim);
 }
 Positions Data::positions() const {
+  if (c_.varlen_seqs > 0)
+    return Positions::varlen(const_cast<Buffer&>(cu_seqlens_).data(), DType::i32, c_.varlen_seqs, nullptr, 1);
   return c_.decode ? Positions::from_ids(const_cast<Buffer&>(ids_).data(), DType::i32) : Positions::contiguous(1);
 }
 

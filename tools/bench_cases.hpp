@@ -21,6 +21,7 @@ struct Case {
   RopeStyle style = RopeStyle::neox;
   bool decode = false;  // seq 1 per sequence, positions from int32 ids (as in a decode step)
   bool exact_angles = false;  // cos/sin computed in the kernel (FrequencyTable), no table read
+  int varlen_seqs = 0;        // > 0: the tokens as that many equal sequences packed in one (cu_seqlens)
 
   int64_t tokens() const { return batch * seq; }
   // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read (and the
@@ -80,7 +81,7 @@ class Data {
   Backend backend_;
   int sets_ = 1;
   std::vector<Buffer> q_, k_;
-  Buffer ids_, weights_;
+  Buffer ids_, weights_, cu_seqlens_;
   std::unique_ptr<RopeTable> table_;
   std::unique_ptr<FrequencyTable> freqs_;
 };
