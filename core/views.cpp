@@ -110,8 +110,9 @@ void check_view(const char* name, const TensorView& v) {
     throw Error(fmt::format("{}: the view's {} elements from {} run past the end of the address space", name, span, v.data));
 }
 
-void check_same_shape(const char* name, const TensorView& v, const char* ref_name, const TensorView& ref, bool heads) {
-  if (v.dtype != ref.dtype)
+void check_same_shape(const char* name, const TensorView& v, const char* ref_name, const TensorView& ref, bool heads,
+                      bool same_dtype) {
+  if (same_dtype && v.dtype != ref.dtype)
     throw Error(fmt::format("{}: dtype {} differs from {}'s {}", name, dtype_name(v.dtype), ref_name, dtype_name(ref.dtype)));
   if (v.batch != ref.batch || v.seq != ref.seq || v.head_dim != ref.head_dim || (heads && v.heads != ref.heads))
     throw Error(fmt::format("{}: shape [{}, {}, {}, {}] does not match {}'s [{}, {}, {}, {}]", name, v.batch, v.seq,

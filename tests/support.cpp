@@ -28,7 +28,15 @@ std::string Case::describe() const {
                      pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : pos == Pos::ids64 ? "ids64"
                      : pos == Pos::varlen32 ? "varlen32" : "varlen64", layout_name(layout), batch,
                      seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "",
-                     exact_angles ? fmt::format(" exact angles theta {} positions from {}", theta, position_base) : "");
+                     exact_angles ? fmt::format(" {} angles theta {} positions from {}", hf_compat ? "hf_compat" : "exact",
+                                                theta, position_base)
+                                  : "") +
+         (rotary_offset ? fmt::format(" rotary_offset {}", rotary_offset) : "") +
+         (out_dtype ? fmt::format(" out {}", dtype_name(*out_dtype)) : "") +
+         (mrope_section[0] || mrope_section[1] || mrope_section[2]
+              ? fmt::format(" mrope{} {}/{}/{}", mrope_interleaved ? " interleaved" : "", mrope_section[0],
+                            mrope_section[1], mrope_section[2])
+              : "");
 }
 
 HostTensor::HostTensor(Layout layout, DType dtype, int64_t b, int64_t s, int64_t h, int64_t d) {
@@ -110,15 +118,18 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
 
   // Positions from 1 up: position 0 is the identity rotation, which would hide an unwritten output.
   const int64_t tokens = int64_t(c.batch) * c.seq;
-  std::vector<int32_t> ids32(static_cast<size_t>(tokens));
-  std::vector<int64_t> ids64(static_cast<size_t>(tokens));
+  const bool multimodal = c.mrope_section[0] || c.mrope_section[1] || c.mrope_section[2];
+  const int components = multimodal ? 3 : 1;  // multimodal: t, h and w ids, [3, batch, seq]
+  std::vector<int32_t> ids32(static_cast<size_t>(tokens * components));
+  std::vector<int64_t> ids64(static_cast<size_t>(tokens * components));
   std::uniform_int_distribution<int64_t> upos(1, kMaxPosition - 1);
   const int64_t base = c.position_base;
-  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = base + upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
+  for (size_t i = 0; i < ids64.size(); ++i) ids64[i] = base + upos(rng), ids32[i] = int32_t(ids64[i]);
   int64_t offset = base + std::uniform_int_distribution<int64_t>(1, kMaxPosition - c.seq)(rng);
   Positions host_pos = c.pos == Pos::offset ? Positions::contiguous(offset)
                        : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
                                              : Positions::from_ids(ids64.data(), DType::i64);
+  if (multimodal) host_pos.components = 3;
   std::vector<int64_t> cu64(size_t(c.batch) + 1, 0), starts64(size_t(c.batch));
   std::vector<int32_t> cu32(cu64.size()), starts32(starts64.size());
   const bool with_starts = varlen && seed % 2 == 0;  // per-sequence starts, or one offset for all
@@ -143,9 +154,10 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   std::optional<RopeTable> table;
   std::optional<FrequencyTable> freqs;
   ReferenceTable ref_table;
+  const AngleMode mode = c.hf_compat ? AngleMode::hf_compat : AngleMode::exact;
   if (c.exact_angles) {
     freqs.emplace(FrequencyTable::from_theta(backend, c.rotary_dim, c.theta));
-    ref_table = ReferenceTable::from_frequencies(freqs->inv_freq(), 1.0);
+    ref_table = ReferenceTable::from_frequencies(freqs->inv_freq(), 1.0, int64_t(1) << 32, mode);
   } else {
     table.emplace(backend, kMaxPosition, c.rotary_dim, c.theta, c.table_dtype);
     CosSinTable host_table = table->view();
@@ -153,16 +165,26 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
     host_table.sin = table->host_sin().data();
     ref_table = ReferenceTable::from(host_table);
   }
-  const AngleSource angles = c.exact_angles ? AngleSource(freqs->view()) : AngleSource(table->view());
-  auto ref_q = reference_rope(q.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse);
-  auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, c.style, c.rotary_dim, c.inverse) : ReferenceResult{};
-
-  // Outputs: the inputs themselves in place; poisoned storage of the same layout otherwise.
-  HostTensor q_out_init = q, k_out_init = k;
+  const AngleSource angles = c.exact_angles ? AngleSource(freqs->view(mode)) : AngleSource(table->view());
+  // Outputs: the inputs themselves in place; poisoned storage of the same layout otherwise (of
+  // out_dtype when given).
+  const DType out_dtype = c.out_dtype.value_or(c.dtype);
+  HostTensor q_out_init = c.in_place ? q : HostTensor(c.layout, out_dtype, vb, vs, c.q_heads, c.head_dim);
+  HostTensor k_out_init = c.in_place ? k : HostTensor(c.layout, out_dtype, vb, vs, has_k ? c.k_heads : 1, c.head_dim);
   if (!c.in_place) {
     q_out_init.poison();
     k_out_init.poison();
   }
+  RopeOptions layout;
+  layout.style = c.style;
+  layout.rotary_dim = c.rotary_dim;
+  layout.rotary_offset = c.rotary_offset;
+  layout.inverse = c.inverse;
+  layout.mrope_section = c.mrope_section;
+  layout.mrope_interleaved = c.mrope_interleaved;
+  if (!c.in_place) layout.q_out = q_out_init.view;
+  auto ref_q = reference_rope(q.view, host_pos, ref_table, layout);
+  auto ref_k = has_k ? reference_rope(k.view, host_pos, ref_table, layout) : ReferenceResult{};
   Staged sq(q, backend), sk(k, backend);
   Staged sqo(q_out_init, backend), sko(k_out_init, backend);
 
@@ -176,7 +198,7 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   };
   Positions pos = host_pos;
   if (backend == Backend::cuda) {
-    pos.ids = to_device(host_pos.ids, tokens);
+    pos.ids = to_device(host_pos.ids, tokens * components);
     pos.cu_seqlens = to_device(host_pos.cu_seqlens, c.batch + 1);
     pos.starts = to_device(host_pos.starts, c.batch);
   }
@@ -190,6 +212,9 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   opt.unroll = c.unroll;
   opt.streaming = c.streaming;
   opt.inverse = c.inverse;
+  opt.rotary_offset = c.rotary_offset;
+  opt.mrope_section = c.mrope_section;
+  opt.mrope_interleaved = c.mrope_interleaved;
   if (!c.in_place) {
     opt.q_out = sqo.view;
     if (has_k) opt.k_out = sko.view;

@@ -2,7 +2,9 @@
 // case run on a backend and checked against the fp64 reference.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -30,7 +32,12 @@ struct Case {
   bool inverse = false;                           // rotate by -angle (RoPE's backward)
   bool exact_angles = false;                      // cos/sin computed in the kernel (FrequencyTable)
   double theta = 10000.0;
+  bool hf_compat = false;                         // with exact_angles: HF's f32 angles (AngleMode::hf_compat)
   int64_t position_base = 0;                      // added to every position (exact angles only)
+  int rotary_offset = 0;                          // first rotated dim of a head
+  std::optional<DType> out_dtype;                 // out of place: q_out/k_out of another dtype
+  std::array<int, 3> mrope_section{};             // multimodal: three ids per token (pos ids32/ids64)
+  bool mrope_interleaved = false;
   std::string describe() const;
 };
 

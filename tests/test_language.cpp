@@ -231,6 +231,47 @@ TEST_CASE("language: sincos_turns within 1.2e-7 of sin and cos in long double, e
   CHECK(s[200000 + 2] == 0.0f);
 }
 
+TEST_CASE("language: sincos of f32 radians within 1.2e-7 of the exact sin and cos of that f32, at any magnitude") {
+  Signature sig{Arg::pointer("a", DType::f32, true), Arg::pointer("s", DType::f32), Arg::pointer("c", DType::f32),
+                Arg::int64("n")};
+  Kernel k("lang_sincos_radians", sig, "v1", 64, [](Builder& b) {
+    Value i = first_element(b, 4);
+    Value ok = i < b.param("n");
+    auto [s, c] = b.sincos(b.load(b.param("a") + i, 4, {.mask = ok}));
+    b.store(b.param("s") + i, s, {.mask = ok});
+    b.store(b.param("c") + i, c, {.mask = ok});
+  });
+  std::vector<float> a = {0.0f, -0.0f, 1e-45f, 1e-38f, 1e-20f, 1e-7f, 0.5f, 1.0f, 3.14159265f, 6.28318531f,
+                          -1.0f, 1e5f, 1e6f, 16777217.0f, 2147483647.0f, 1e10f, 3.0e38f, -3.0e38f};
+  std::mt19937_64 rng(23);
+  // Uniform exponents from 2^-30 to 2^40, both signs; and HF's angles f32(p) x f32(inv_freq).
+  for (int i = 0; i < 100000; ++i) {
+    float v = std::ldexp(std::uniform_real_distribution<float>(1.0f, 2.0f)(rng), int(rng() % 71) - 30);
+    a.push_back(rng() % 2 ? -v : v);
+  }
+  for (int64_t p : {int64_t(1), int64_t(4097), (int64_t(1) << 24) + 1, (int64_t(1) << 31) - 1})
+    for (int i = 0; i < 64; ++i) a.push_back(float(p) * float(std::pow(1e4, -2.0 * i / 128.0)));
+  while (a.size() % 4) a.push_back(1.0f);
+  std::vector<float> s(a.size() + 4), c(a.size() + 4);
+  poison(s), poison(c);
+  ArgPack args(k.signature());
+  args.set("a", a.data()).set("s", s.data()).set("c", c.data()).set("n", int64_t(a.size()));
+  k.launch(kHost, Grid{int64_t(a.size() + 255) / 256}, args);
+  CHECK(is_poison(s[a.size()]));
+  double worst = 0;
+  int64_t over = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const long double x = a[i];  // the f32 angle, exactly; glibc's sinl/cosl reduce it correctly
+    const double e = double(std::max(std::fabs((long double)s[i] - std::sin(x)), std::fabs((long double)c[i] - std::cos(x))));
+    if (!(e <= 1.2e-7) && over++ == 0) MESSAGE(fmt::format("angle {:.9g}: sin {} cos {}, error {:.3g}", a[i], s[i], c[i], e));
+    if (!(e <= worst)) worst = e;
+  }
+  MESSAGE("sincos(radians): worst absolute error " << worst << " over " << a.size() << " angles");
+  CHECK(over == 0);
+  CHECK(c[0] == 1.0f);
+  CHECK(s[0] == 0.0f);
+}
+
 // ---- exp ----
 
 TEST_CASE("language: exp within 4 ulps of f32 over [-80, 80]; underflow to 0 or a denormal, overflow to inf") {

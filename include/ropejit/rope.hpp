@@ -1,6 +1,7 @@
 // RoPE: rotate q (and k) by each token's position, in place or into outputs.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +25,9 @@ enum class RopeStyle : uint8_t {
 // cu_seqlens[i]), start_i = starts[i] when given, else offset. cu_seqlens (num_seqs + 1 values, from
 // 0, non-decreasing, ending at total_tokens) and starts are of ids_dtype, in the backend's memory;
 // each token finds its sequence in the kernel.
+//
+// Multimodal RoPE (Qwen2-VL style, `multimodal`): three ids per token (temporal, height, width) as
+// [3, batch, seq] contiguous, and RopeOptions::mrope_section says which pairs each one rotates.
 struct Positions {
   int64_t offset = 0;
   const void* ids = nullptr;  // when set, offset is ignored
@@ -32,11 +36,15 @@ struct Positions {
   const void* cu_seqlens = nullptr;  // varlen
   const void* starts = nullptr;      // varlen: per-sequence start positions, or null for `offset`
   int64_t num_seqs = 0;              // varlen
+  int components = 1;                // multimodal: 3 ids per token
   static Positions contiguous(int64_t offset) { return Positions{offset, nullptr, DType::i32, false}; }
   static Positions from_ids(const void* ids, DType dtype) { return Positions{0, ids, dtype, true}; }
   static Positions varlen(const void* cu_seqlens, DType dtype, int64_t num_seqs, const void* starts = nullptr,
                           int64_t offset = 0) {
     return Positions{offset, nullptr, dtype, false, cu_seqlens, starts, num_seqs};
+  }
+  static Positions multimodal(const void* ids, DType dtype) {
+    return Positions{0, ids, dtype, true, nullptr, nullptr, 0, 3};
   }
 };
 
@@ -80,8 +88,18 @@ class RopeTable {
 // loses nothing to rounding however large the position, then sin and cos come from an accurate
 // polynomial (lang::Builder::sincos_turns, within 1.2e-7 of the exact values). Never approximate
 // hardware sin/cos.
+// Where cos and sin come from: read from a table, computed in the kernel from exact phases, or
+// computed in the kernel from HuggingFace's fp32 angles (hf_compat).
+enum class AngleMode : uint8_t { table, exact, hf_compat };
+
+// `exact` (the default): the phase position x inv_freq / 2pi is formed in 64-bit fixed point.
+// `hf_compat`: the angle is f32(position) x f32(inv_freq) rounded to f32, as HuggingFace forms it
+// (models were trained with those angles), then its sin and cos are taken accurately (the f32 angle
+// reduced exactly to turns). Give HF's own fp32 inv_freq to FrequencyTable to match it bit for bit.
 struct Frequencies {
   const void* phase_steps = nullptr;  // uint64 [rotary_dim / 2] in the backend's memory: see FrequencyTable
+  const void* inv_freq = nullptr;     // f32 [rotary_dim / 2] in the backend's memory (hf_compat)
+  AngleMode mode = AngleMode::exact;  // exact or hf_compat
   int64_t rotary_dim = 0;
   float attention_factor = 1.0f;     // multiplies cos and sin (YaRN's and LongRoPE's mscale)
   int64_t max_position = int64_t(1) << 32;  // positions in [0, max_position) are rotated
@@ -103,6 +121,8 @@ class FrequencyTable {
   FrequencyTable& operator=(const FrequencyTable&) = delete;
 
   const Frequencies& view() const { return view_; }
+  // The same frequencies in another in-kernel mode (exact or hf_compat).
+  Frequencies view(AngleMode mode) const;
   const std::vector<double>& inv_freq() const { return inv_freq_; }
   const std::vector<uint64_t>& host_steps() const { return steps_; }
 
@@ -112,6 +132,7 @@ class FrequencyTable {
   Frequencies view_;
   std::vector<double> inv_freq_;
   std::vector<uint64_t> steps_;
+  std::vector<float> inv_freq_f32_;
 };
 
 // Fills a cos/sin table [max_position, rotary_dim / 2] (f32 or bf16, in the backend's memory, which
@@ -134,12 +155,22 @@ struct AngleSource {
 
 struct RopeOptions {
   RopeStyle style = RopeStyle::neox;
-  int64_t rotary_dim = 0;  // 0 = head_dim
+  int64_t rotary_dim = 0;  // 0 = head_dim (less rotary_offset)
+  // The rotated dims are [rotary_offset, rotary_offset + rotary_dim) of each head; the rest passes
+  // through (DeepSeek's MLA: the last 64 of a 192-dim head).
+  int64_t rotary_offset = 0;
+  // Multimodal RoPE (Positions::multimodal): pairs rotated by the temporal, height and width ids,
+  // adding up to rotary_dim / 2. Sections: pairs [0, s0) by t, then s1 by h, then s2 by w (Qwen2-VL).
+  // Interleaved (Qwen3-VL): pair i by h when i % 3 == 1 and i < 3 s1, by w when i % 3 == 2 and
+  // i < 3 s2, else by t.
+  std::array<int, 3> mrope_section{};
+  bool mrope_interleaved = false;
   // Rotate by -angle: RoPE's backward (dL/dx = R(-angle) dL/dy, the rotation being orthogonal), or
   // undoing a rotation. RoPE only: the fused QK-norm op refuses it.
   bool inverse = false;
   Backend backend = Backend::cuda;
-  // Out of place when set: rotated values and the unchanged part past rotary_dim go here.
+  // Out of place when set: rotated values and the unchanged part past rotary_dim go here. Their
+  // dtype may differ from q's (f32, f16 or bf16, the same for both): bf16 in, f32 out, say.
   std::optional<TensorView> q_out, k_out;
   // Threads per program (0 = heuristic); the autotuner's and tests' hook.
   int threads = 0;
@@ -169,8 +200,6 @@ void warm_up(const TensorView& q, const TensorView* k, const Positions& position
              const RopeOptions& options);
 
 enum class PositionKind : uint8_t { offset, ids_i32, ids_i64, varlen_i32, varlen_i64 };
-// Where cos and sin come from: read from a table, or computed in the kernel from Frequencies.
-enum class AngleMode : uint8_t { table, exact };
 
 // Everything that changes the generated code: one specialisation per distinct spec (and config).
 struct RopeSpec {
@@ -184,11 +213,17 @@ struct RopeSpec {
   bool in_place = true;
   PositionKind positions = PositionKind::offset;
   bool inverse = false;             // rotate by -angle (RopeOptions::inverse)
-  AngleMode angles = AngleMode::table;  // exact: table_dtype is unused (f32)
+  AngleMode angles = AngleMode::table;  // exact, hf_compat: table_dtype is unused (f32)
+  int rotary_offset = 0;            // first rotated dim of a head
+  std::optional<DType> out_dtype;   // of q_out and k_out when it differs from dtype (out of place)
+  std::array<int, 3> mrope_section{};  // multimodal positions when any is non-zero
+  bool mrope_interleaved = false;
   int varlen_depth = 0;       // varlen: steps of the kernel's search over cu_seqlens (indices < 2^depth)
   bool varlen_starts = false; // varlen: per-sequence starts read (else one offset)
 
   int pairs() const { return rotary_dim / 2; }
+  DType output_dtype() const { return out_dtype.value_or(dtype); }
+  bool multimodal() const { return mrope_section[0] || mrope_section[1] || mrope_section[2]; }
   // Throws Error naming the first field that is out of range.
   void validate() const;
   std::string key() const;

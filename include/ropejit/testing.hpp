@@ -19,9 +19,10 @@ struct ReferenceTable {
   std::vector<double> cos, sin;
   std::vector<double> inv_freq;  // set: angles computed per position, for in-kernel (exact) angles
   double attention_factor = 1.0;
-  // What in-kernel angles must match: exact angles of these frequencies.
+  AngleMode mode = AngleMode::exact;  // with inv_freq: exact angles, or HF's f32 angles (hf_compat)
+  // What in-kernel angles must match: exact angles of these frequencies (or hf_compat's).
   static ReferenceTable from_frequencies(const std::vector<double>& inv_freq, double attention_factor,
-                                         int64_t max_position = int64_t(1) << 32);
+                                         int64_t max_position = int64_t(1) << 32, AngleMode mode = AngleMode::exact);
   // Angles and cos/sin in fp64, never rounded to a table dtype.
   static ReferenceTable exact(int64_t max_position, int64_t rotary_dim, double theta);
   // The values a table holds (host memory), widened to fp64: what a kernel reading it should use.
@@ -42,10 +43,17 @@ struct ReferenceResult {
 // `inverse`: rotated by -angle (RopeOptions::inverse, RoPE's backward).
 ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
                                RopeStyle style, int64_t rotary_dim, bool inverse = false);
+// The same for any layout the op takes: options' style, rotary_dim and rotary_offset, inverse, mrope
+// sections, and q_out's dtype (only its dtype is read).
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               const RopeOptions& options);
 // RMS norm in fp64 (weight `w`, host memory, [head_dim] of weight_dtype), then the rotation in fp64.
 ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
                                        const Positions& positions, const ReferenceTable& table, RopeStyle style,
                                        int64_t rotary_dim);
+ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
+                                       const Positions& positions, const ReferenceTable& table,
+                                       const RopeOptions& options);
 
 // Compares a kernel's output view (host memory) with the reference. Tolerance per element:
 // ref.relative * scale for the fp32 arithmetic, plus half an ulp of the output dtype (f16/bf16 rounding).

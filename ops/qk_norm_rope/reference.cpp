@@ -11,12 +11,21 @@ namespace ropejit {
 ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
                                        const Positions& positions, const ReferenceTable& table, RopeStyle style,
                                        int64_t rotary_dim) {
+  RopeOptions layout;
+  layout.style = style;
+  layout.rotary_dim = rotary_dim;
+  return reference_qk_norm_rope(x, weight, norm, positions, table, layout);
+}
+
+ReferenceResult reference_qk_norm_rope(const TensorView& x, const void* weight, const QkNorm& norm,
+                                       const Positions& positions, const ReferenceTable& table,
+                                       const RopeOptions& options) {
   const int64_t D = x.head_dim;
   std::vector<double> w(static_cast<size_t>(D));
   for (int64_t d = 0; d < D; ++d)
     w[size_t(d)] = load_as_double(norm.weight_dtype, weight, d) + (norm.one_plus_weight ? 1.0 : 0.0);
   const double eps = double(float(norm.eps));  // the kernel's eps is an f32
-  auto r = rope::reference_rotation(x, positions, table, style, rotary_dim, [&](std::vector<double>& row) {
+  auto r = rope::reference_rotation(x, positions, table, options, [&](std::vector<double>& row) {
     double sum = 0;
     for (double v : row) sum += v * v;
     const double scale = 1.0 / std::sqrt(sum / double(D) + eps);

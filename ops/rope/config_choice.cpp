@@ -8,8 +8,8 @@
 namespace ropejit::rope {
 
 double bytes_moved(const Plan& plan) {
-  return 2.0 * double(plan.tokens) * (plan.spec.q_heads + plan.spec.k_heads) * plan.spec.head_dim *
-         dtype_size(plan.spec.dtype);
+  return double(plan.tokens) * (plan.spec.q_heads + plan.spec.k_heads) * plan.spec.head_dim *
+         (dtype_size(plan.spec.dtype) + dtype_size(plan.spec.output_dtype()));
 }
 
 ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const ConfigRules& rules,

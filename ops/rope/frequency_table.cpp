@@ -23,7 +23,7 @@ uint64_t phase_step(double inv_freq) {
 }  // namespace
 
 struct FrequencyTable::Impl {
-  DeviceBuffer steps;
+  DeviceBuffer steps, inv_freq;
 };
 
 FrequencyTable::FrequencyTable(Backend backend, const std::vector<double>& inv_freq, double attention_factor,
@@ -39,16 +39,31 @@ FrequencyTable::FrequencyTable(Backend backend, const std::vector<double>& inv_f
   if (backend != Backend::cuda && backend != Backend::host)
     throw Error(fmt::format("frequencies: backend {} is neither cuda nor host", int(backend)));
   steps_.resize(inv_freq.size());
-  for (size_t i = 0; i < inv_freq.size(); ++i) steps_[i] = phase_step(inv_freq[i]);
+  inv_freq_f32_.resize(inv_freq.size());
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    steps_[i] = phase_step(inv_freq[i]);
+    inv_freq_f32_[i] = float(inv_freq[i]);  // hf_compat's fp32 frequencies: rounded once
+  }
   view_.rotary_dim = int64_t(inv_freq.size()) * 2;
   view_.attention_factor = float(attention_factor);
   if (backend == Backend::host) {
     view_.phase_steps = steps_.data();
+    view_.inv_freq = inv_freq_f32_.data();
     return;
   }
-  impl_ = std::make_unique<Impl>(Impl{DeviceBuffer(steps_.size() * 8, device)});
+  impl_ = std::make_unique<Impl>(Impl{DeviceBuffer(steps_.size() * 8, device), DeviceBuffer(steps_.size() * 4, device)});
   impl_->steps.upload(steps_.data(), steps_.size() * 8);
+  impl_->inv_freq.upload(inv_freq_f32_.data(), inv_freq_f32_.size() * 4);
   view_.phase_steps = impl_->steps.data();
+  view_.inv_freq = impl_->inv_freq.data();
+}
+
+Frequencies FrequencyTable::view(AngleMode mode) const {
+  if (mode != AngleMode::exact && mode != AngleMode::hf_compat)
+    throw Error(fmt::format("frequencies: mode {} is neither exact nor hf_compat", int(mode)));
+  Frequencies f = view_;
+  f.mode = mode;
+  return f;
 }
 
 FrequencyTable FrequencyTable::from_theta(Backend backend, int64_t rotary_dim, double theta, int device) {

@@ -17,6 +17,8 @@ const char* const kCuSeqlens = "cu_seqlens";
 const char* const kSeqStarts = "seq_starts";
 const char* const kNumSeqs = "num_seqs";
 const char* const kAttentionFactor = "attention_factor";
+const char* const kInvFreq = "inv_freq";
+const char* const kIdsStride = "ids_stride";
 const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
 const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
 const char* weight_param(int tensor) { return kWeights[tensor]; }
@@ -38,16 +40,20 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
   std::vector<Arg> p;
   for (int t = 0; t < 4; ++t) {
     const bool in = t % 2 == 0;
-    p.push_back(Arg::pointer(kTensors[t], spec.dtype, /*readonly=*/in, /*noalias=*/in ? oop : true));
+    p.push_back(Arg::pointer(kTensors[t], in ? spec.dtype : spec.output_dtype(), /*readonly=*/in, /*noalias=*/in ? oop : true));
   }
-  if (spec.angles == AngleMode::exact) {
-    p.push_back(Arg::pointer(kPhaseSteps, DType::i64, true, true));
+  if (spec.angles != AngleMode::table) {
+    if (spec.angles == AngleMode::exact)
+      p.push_back(Arg::pointer(kPhaseSteps, DType::i64, true, true));
+    else
+      p.push_back(Arg::pointer(kInvFreq, DType::f32, true, true));
     p.push_back(Arg::float32(kAttentionFactor));
   } else {
     p.push_back(Arg::pointer("cos", spec.table_dtype, true, true));
     p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
   }
   p.push_back(Arg::pointer("position_ids", ids, true, true));
+  if (spec.multimodal()) p.push_back(Arg::int64(kIdsStride));  // between the t, h and w ids: the tokens
   if (spec.varlen_depth) {
     p.push_back(Arg::pointer(kCuSeqlens, ids, true, true));
     p.push_back(Arg::pointer(kSeqStarts, ids, true, true));
@@ -64,9 +70,12 @@ void pack_rotation_args(ArgPack& a, const Plan& p) {
   for (int t = 0; t < 4; ++t) a.add(kTensors[t], static_cast<const void*>(views[t]->data));
   if (p.spec.angles == AngleMode::exact)
     a.add(kPhaseSteps, p.angles.frequencies.phase_steps).add(kAttentionFactor, p.angles.frequencies.attention_factor);
+  else if (p.spec.angles == AngleMode::hf_compat)
+    a.add(kInvFreq, p.angles.frequencies.inv_freq).add(kAttentionFactor, p.angles.frequencies.attention_factor);
   else
     a.add("cos", p.angles.table.cos).add("sin", p.angles.table.sin);
   a.add("position_ids", p.positions.ids);
+  if (p.spec.multimodal()) a.add(kIdsStride, p.tokens);
   if (p.spec.varlen_depth)
     a.add(kCuSeqlens, p.positions.cu_seqlens).add(kSeqStarts, p.positions.starts).add(kNumSeqs, p.positions.num_seqs);
   a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));  // varlen: the start without starts

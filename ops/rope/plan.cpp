@@ -29,8 +29,15 @@ int64_t check_table(const CosSinTable& table, int64_t rotary) {
 }
 
 int64_t check_frequencies(const Frequencies& f, int64_t rotary) {
-  if (!f.phase_steps) throw Error("frequencies: null phase_steps pointer");
-  if (reinterpret_cast<uintptr_t>(f.phase_steps) % 8) throw Error("frequencies: phase_steps is not aligned to 8 bytes");
+  if (f.mode != AngleMode::exact && f.mode != AngleMode::hf_compat)
+    throw Error(fmt::format("frequencies: mode {} is neither exact nor hf_compat", int(f.mode)));
+  if (f.mode == AngleMode::exact) {
+    if (!f.phase_steps) throw Error("frequencies: null phase_steps pointer");
+    if (reinterpret_cast<uintptr_t>(f.phase_steps) % 8) throw Error("frequencies: phase_steps is not aligned to 8 bytes");
+  } else {
+    if (!f.inv_freq) throw Error("frequencies: hf_compat needs the f32 inv_freq pointer");
+    if (reinterpret_cast<uintptr_t>(f.inv_freq) % 4) throw Error("frequencies: inv_freq is not aligned to 4 bytes");
+  }
   if (f.rotary_dim != rotary)
     throw Error(fmt::format("frequencies: made for rotary_dim {}, but rotary_dim is {}", f.rotary_dim, rotary));
   if (!std::isfinite(f.attention_factor) || !(f.attention_factor > 0))
@@ -95,12 +102,15 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   if (out_of_place) {
     if (!options.q_out) throw Error("q_out: missing; out of place needs q_out (and k_out when k is given)");
     check_view("q_out", *options.q_out);
-    check_same_shape("q_out", *options.q_out, "q", q, true);
+    check_same_shape("q_out", *options.q_out, "q", q, true, false);
     check_disjoint("q_out", *options.q_out, "q", q);
     if (k) {
       if (!options.k_out) throw Error("k_out: missing; out of place with k needs k_out");
       check_view("k_out", *options.k_out);
-      check_same_shape("k_out", *options.k_out, "k", *k, true);
+      check_same_shape("k_out", *options.k_out, "k", *k, true, false);
+      if (options.k_out->dtype != options.q_out->dtype)
+        throw Error(fmt::format("k_out: dtype {} differs from q_out's {}", dtype_name(options.k_out->dtype),
+                                dtype_name(options.q_out->dtype)));
       check_disjoint("k_out", *options.k_out, "k", *k);
       check_disjoint("k_out", *options.k_out, "q", q);
       check_disjoint("q_out", *options.q_out, "k", *k);
@@ -112,10 +122,33 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
 
   if (q.head_dim > 512 || q.head_dim % 2)
     throw Error(fmt::format("q: head_dim {} is not supported: it must be even and at most 512", q.head_dim));
-  int64_t rotary = options.rotary_dim ? options.rotary_dim : q.head_dim;
+  if (options.rotary_offset < 0 || options.rotary_offset >= q.head_dim)
+    throw Error(fmt::format("rotary_offset {} must be from 0 to head_dim {} - 1", options.rotary_offset, q.head_dim));
+  int64_t rotary = options.rotary_dim ? options.rotary_dim : q.head_dim - options.rotary_offset;
   if (rotary <= 0 || rotary % 2)
     throw Error(fmt::format("rotary_dim {} is not supported: it must be even and positive", rotary));
-  if (rotary > q.head_dim) throw Error(fmt::format("rotary_dim {} is larger than head_dim {}", rotary, q.head_dim));
+  if (rotary > q.head_dim - options.rotary_offset)
+    throw Error(options.rotary_offset
+                    ? fmt::format("rotary_dim {} from rotary_offset {} does not fit head_dim {}", rotary,
+                                  options.rotary_offset, q.head_dim)
+                    : fmt::format("rotary_dim {} is larger than head_dim {}", rotary, q.head_dim));
+  const bool multimodal = options.mrope_section[0] || options.mrope_section[1] || options.mrope_section[2];
+  if (multimodal != (positions.components == 3))
+    throw Error(multimodal ? "mrope_section: multimodal RoPE needs three ids per token (Positions::multimodal)"
+                           : "positions: three ids per token (Positions::multimodal) need mrope_section");
+  if (positions.components != 1 && positions.components != 3)
+    throw Error(fmt::format("positions: {} ids per token; 1, or 3 for multimodal RoPE", positions.components));
+  if (options.mrope_interleaved && !multimodal) throw Error("mrope_interleaved: given without mrope_section");
+  if (multimodal) {
+    int64_t sum = 0;
+    for (int v : options.mrope_section) {
+      if (v < 0) throw Error(fmt::format("mrope_section: count {} is negative", v));
+      sum += v;
+    }
+    if (sum != rotary / 2)
+      throw Error(fmt::format("mrope_section: {} + {} + {} = {} pairs, but rotary_dim / 2 is {}", options.mrope_section[0],
+                              options.mrope_section[1], options.mrope_section[2], sum, rotary / 2));
+  }
   if (q.heads > 4096 || (k && k->heads > 4096)) throw Error("q/k: more than 4096 heads is not supported");
 
   const int64_t tokens = q.batch * q.seq;
@@ -138,7 +171,7 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
     if (reinterpret_cast<uintptr_t>(positions.ids) % uintptr_t(dtype_size(positions.ids_dtype)))
       throw Error("positions: ids pointer is not aligned to its elements");
     if (options.backend == Backend::host) {  // host memory: every id can be checked before running
-      for (int64_t i = 0; i < tokens; ++i) {
+      for (int64_t i = 0; i < tokens * positions.components; ++i) {
         int64_t p = positions.ids_dtype == DType::i32 ? static_cast<const int32_t*>(positions.ids)[i]
                                                       : static_cast<const int64_t*>(positions.ids)[i];
         if (p < 0 || p >= max_position)
@@ -157,7 +190,11 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   spec.rotary_dim = int(rotary);
   spec.style = options.style;
   spec.inverse = options.inverse;
-  spec.angles = angles.in_kernel ? AngleMode::exact : AngleMode::table;
+  spec.angles = angles.in_kernel ? angles.frequencies.mode : AngleMode::table;
+  spec.rotary_offset = int(options.rotary_offset);
+  if (options.q_out && options.q_out->dtype != q.dtype) spec.out_dtype = options.q_out->dtype;
+  spec.mrope_section = options.mrope_section;
+  spec.mrope_interleaved = options.mrope_interleaved;
   spec.dtype = q.dtype;
   spec.table_dtype = angles.in_kernel ? DType::f32 : table.dtype;
   spec.q_heads = int(q.heads);
@@ -177,14 +214,22 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   }
   spec.validate();
 
-  // Vector width the memory allows: every q/k pointer and stride, and the table rows.
-  int w = view_width(q);
-  if (k) w = std::min(w, view_width(*k));
-  if (options.q_out) w = std::min(w, view_width(*options.q_out));
-  if (options.k_out) w = std::min(w, view_width(*options.k_out));
+  // Vector width the memory allows: every q/k pointer and stride, and the table rows. A view aligned
+  // to 16 bytes takes any width (an access wider than 16 bytes is split into 16-byte ones).
+  auto cap = [](const TensorView& v) {
+    const int w = view_width(v);
+    return w * dtype_size(v.dtype) == 16 ? 16 : w;
+  };
+  int w = std::min(view_width(q), cap(q));
+  if (k) w = std::min(w, cap(*k));
+  if (options.q_out) w = std::min(w, cap(*options.q_out));
+  if (options.k_out) w = std::min(w, cap(*options.k_out));
   auto tab_ok = [&](int w) {
+    const Frequencies& f = angles.frequencies;
     if (angles.in_kernel)
-      return reinterpret_cast<uintptr_t>(angles.frequencies.phase_steps) % uintptr_t(std::min(16, w * 8)) == 0;
+      return f.mode == AngleMode::exact
+                 ? reinterpret_cast<uintptr_t>(f.phase_steps) % uintptr_t(std::min(16, w * 8)) == 0
+                 : reinterpret_cast<uintptr_t>(f.inv_freq) % uintptr_t(std::min(16, w * 4)) == 0;
     uintptr_t align = uintptr_t(std::min(16, w * dtype_size(table.dtype)));
     return reinterpret_cast<uintptr_t>(table.cos) % align == 0 && reinterpret_cast<uintptr_t>(table.sin) % align == 0;
   };

@@ -29,7 +29,7 @@ ReferenceTable ReferenceTable::exact(int64_t max_position, int64_t rotary_dim, d
 }
 
 ReferenceTable ReferenceTable::from_frequencies(const std::vector<double>& inv_freq, double attention_factor,
-                                                int64_t max_position) {
+                                                int64_t max_position, AngleMode mode) {
   if (inv_freq.empty() || max_position <= 0)
     throw Error("reference table: no frequencies, or max_position not positive");
   ReferenceTable t;
@@ -37,6 +37,7 @@ ReferenceTable ReferenceTable::from_frequencies(const std::vector<double>& inv_f
   t.rotary_dim = int64_t(inv_freq.size()) * 2;
   t.inv_freq = inv_freq;
   t.attention_factor = attention_factor;
+  t.mode = mode;
   return t;
 }
 
@@ -62,59 +63,91 @@ ReferenceTable ReferenceTable::from(const CosSinTable& host) {
 namespace rope {
 
 ReferenceResult reference_rotation(const TensorView& x, const Positions& positions, const ReferenceTable& table,
-                                   RopeStyle style, int64_t rotary_dim,
-                                   const std::function<void(std::vector<double>& row)>& prepare, bool inverse) {
+                                   const RopeOptions& layout,
+                                   const std::function<void(std::vector<double>& row)>& prepare) {
+  const RopeStyle style = layout.style;
+  const int64_t off = layout.rotary_offset;
+  const int64_t rotary_dim = layout.rotary_dim ? layout.rotary_dim : x.head_dim - off;
   if (rotary_dim != table.rotary_dim) throw Error("reference: table rotary_dim differs");
-  if (rotary_dim <= 0 || rotary_dim % 2 || rotary_dim > x.head_dim)
-    throw Error(fmt::format("reference: rotary_dim {} must be even, positive and at most head_dim {}", rotary_dim, x.head_dim));
+  if (off < 0 || rotary_dim <= 0 || rotary_dim % 2 || rotary_dim > x.head_dim - off)
+    throw Error(fmt::format("reference: rotary_dim {} from offset {} must be even, positive and fit head_dim {}",
+                            rotary_dim, off, x.head_dim));
   core::check_view("reference input", x);  // sizes and strides overflow-checked before any indexing
   const bool per_position = !table.inv_freq.empty();
   if (per_position ? table.inv_freq.size() != size_t(rotary_dim / 2)
                    : table.cos.size() != size_t(table.max_position * (rotary_dim / 2)) || table.sin.size() != table.cos.size())
     throw Error("reference: the table's cos/sin (or frequencies) do not match max_position and rotary_dim");
-  std::vector<double> pos_cos(size_t(rotary_dim / 2)), pos_sin(size_t(rotary_dim / 2));
-  const double sin_sign = inverse ? -1.0 : 1.0;
+  const auto& sec = layout.mrope_section;
+  const bool multimodal = sec[0] || sec[1] || sec[2];
+  if (multimodal != (positions.components == 3) || (multimodal && sec[0] + sec[1] + sec[2] != rotary_dim / 2))
+    throw Error("reference: mrope_section and three ids per token go together, the sections adding up to rotary_dim / 2");
+  // Which of the token's positions (t, h, w) pair i takes.
+  auto component = [&](int64_t i) -> int {
+    if (!multimodal) return 0;
+    if (layout.mrope_interleaved) return i % 3 == 1 && i < 3 * sec[1] ? 1 : i % 3 == 2 && i < 3 * sec[2] ? 2 : 0;
+    return i < sec[0] ? 0 : i < sec[0] + sec[1] ? 1 : 2;
+  };
+  // A narrower output rounds the part passed through (within half an ulp); otherwise it is bit-exact.
+  const bool narrows = layout.q_out && dtype_size(layout.q_out->dtype) < dtype_size(x.dtype);
+  std::vector<double> cos_row(size_t(rotary_dim / 2)), sin_row(size_t(rotary_dim / 2));
+  const double sin_sign = layout.inverse ? -1.0 : 1.0;
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;
   ReferenceResult r;
   const size_t n = size_t(x.batch * x.seq * x.heads * D);
   r.value.resize(n);
   r.scale.resize(n);
   std::vector<double> row(static_cast<size_t>(D));
+  const int64_t tokens = x.batch * x.seq;
   size_t o = 0;
   for (int64_t b = 0; b < x.batch; ++b)
     for (int64_t s = 0; s < x.seq; ++s) {
-      int64_t pos = positions.ids ? int64_t(load_as_double(positions.ids_dtype, positions.ids, b * x.seq + s))
-                                  : positions.offset + s;
+      int64_t pos[3] = {0, 0, 0};
+      for (int c = 0; c < positions.components; ++c)
+        pos[c] = positions.ids ? int64_t(load_as_double(positions.ids_dtype, positions.ids, c * tokens + b * x.seq + s))
+                               : positions.offset + s;
       if (positions.cu_seqlens) {  // varlen: the sequence holding token s, by a plain scan
         auto at = [&](const void* a, int64_t i) { return int64_t(load_as_double(positions.ids_dtype, a, i)); };
         int64_t i = 0;
         while (i + 1 <= positions.num_seqs && at(positions.cu_seqlens, i + 1) <= s) ++i;
         if (i >= positions.num_seqs) throw Error(fmt::format("reference: token {} is past the last sequence", s));
-        pos = (positions.starts ? at(positions.starts, i) : positions.offset) + (s - at(positions.cu_seqlens, i));
+        pos[0] = (positions.starts ? at(positions.starts, i) : positions.offset) + (s - at(positions.cu_seqlens, i));
       }
-      if (pos < 0 || pos >= table.max_position)
-        throw Error(fmt::format("reference: position {} of token ({}, {}) is outside the table", pos, b, s));
-      const double* c = per_position ? pos_cos.data() : &table.cos[size_t(pos * P)];
-      const double* sn = per_position ? pos_sin.data() : &table.sin[size_t(pos * P)];
-      for (int64_t i = 0; per_position && i < P; ++i) {
-        const long double angle = (long double)pos * (long double)table.inv_freq[size_t(i)];
-        pos_cos[size_t(i)] = double(std::cos(angle) * table.attention_factor);
-        pos_sin[size_t(i)] = double(std::sin(angle) * table.attention_factor);
+      for (int c = 0; c < positions.components; ++c)
+        if (pos[c] < 0 || pos[c] >= table.max_position)
+          throw Error(fmt::format("reference: position {} of token ({}, {}) is outside the table", pos[c], b, s));
+      for (int64_t i = 0; i < P; ++i) {
+        const int64_t p = pos[component(i)];
+        if (!per_position) {
+          cos_row[size_t(i)] = table.cos[size_t(p * P + i)];
+          sin_row[size_t(i)] = table.sin[size_t(p * P + i)];
+          continue;
+        }
+        // exact: p x inv_freq in long double; hf_compat: HF's f32 angle, then its exact sin and cos.
+        const long double angle =
+            table.mode == AngleMode::hf_compat
+                ? (long double)(float(p) * float(table.inv_freq[size_t(i)]))
+                : (long double)p * (long double)table.inv_freq[size_t(i)];
+        cos_row[size_t(i)] = double(std::cos(angle) * table.attention_factor);
+        sin_row[size_t(i)] = double(std::sin(angle) * table.attention_factor);
       }
+      const double* c = cos_row.data();
+      const double* sn = sin_row.data();
       for (int64_t h = 0; h < x.heads; ++h) {
         int64_t base = b * x.stride_batch + s * x.stride_seq + h * x.stride_head;
         for (int64_t d = 0; d < D; ++d) row[size_t(d)] = load_as_double(x.dtype, x.data, base + d);
         if (prepare) prepare(row);
         for (int64_t d = 0; d < D; ++d, ++o) {
-          if (d >= R) {  // passed through: bit-exact (scale 0) unless `prepare` computed it
+          const int64_t e = d - off;  // index within the rotary part
+          if (e < 0 || e >= R) {  // passed through: bit-exact (scale 0) unless `prepare` computed it
             r.value[o] = row[size_t(d)];
-            r.scale[o] = prepare ? std::fabs(row[size_t(d)]) : 0;
+            r.scale[o] = prepare || narrows ? std::fabs(row[size_t(d)]) : 0;
             continue;
           }
-          int64_t i = style == RopeStyle::neox ? d % P : d / 2;
-          bool first = style == RopeStyle::neox ? d < P : d % 2 == 0;
-          double x1 = style == RopeStyle::neox ? row[size_t(i)] : row[size_t(2 * i)];
-          double x2 = style == RopeStyle::neox ? row[size_t(i + P)] : row[size_t(2 * i + 1)];
+          const double* rot = row.data() + off;
+          int64_t i = style == RopeStyle::neox ? e % P : e / 2;
+          bool first = style == RopeStyle::neox ? e < P : e % 2 == 0;
+          double x1 = style == RopeStyle::neox ? rot[i] : rot[2 * i];
+          double x2 = style == RopeStyle::neox ? rot[i + P] : rot[2 * i + 1];
           const double si = sin_sign * sn[i];
           r.value[o] = first ? x1 * c[i] - x2 * si : x2 * c[i] + x1 * si;
           r.scale[o] = first ? std::fabs(x1 * c[i]) + std::fabs(x2 * si) : std::fabs(x2 * c[i]) + std::fabs(x1 * si);
@@ -131,7 +164,16 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
 
 ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
                                RopeStyle style, int64_t rotary_dim, bool inverse) {
-  return rope::reference_rotation(x, positions, table, style, rotary_dim, nullptr, inverse);
+  RopeOptions layout;
+  layout.style = style;
+  layout.rotary_dim = rotary_dim;
+  layout.inverse = inverse;
+  return rope::reference_rotation(x, positions, table, layout, nullptr);
+}
+
+ReferenceResult reference_rope(const TensorView& x, const Positions& positions, const ReferenceTable& table,
+                               const RopeOptions& options) {
+  return rope::reference_rotation(x, positions, table, options, nullptr);
 }
 
 namespace {

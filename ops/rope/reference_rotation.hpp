@@ -9,10 +9,11 @@
 
 namespace ropejit::rope {
 
-// `prepare` (may be empty) changes a head's row before the rotation; the elements past rotary_dim
-// are then expected with scale |value| instead of bit-exact. `inverse` rotates by -angle.
+// `prepare` (may be empty) changes a head's row before the rotation; the elements outside the rotary
+// part are then expected with scale |value| instead of bit-exact. `layout`: style, rotary_dim and
+// offset, inverse, multimodal sections, and q_out's dtype (a narrower one rounds the part passed through).
 ReferenceResult reference_rotation(const TensorView& x, const Positions& positions, const ReferenceTable& table,
-                                   RopeStyle style, int64_t rotary_dim,
-                                   const std::function<void(std::vector<double>& row)>& prepare, bool inverse = false);
+                                   const RopeOptions& layout,
+                                   const std::function<void(std::vector<double>& row)>& prepare);
 
 }  // namespace ropejit::rope

@@ -32,6 +32,7 @@ class RotatingKernel {
 
   void emit() {
     Token tok = token_and_position(b_, spec_);
+    token_ = tok;
     batch_ = tok.batch;
     seq_ = tok.seq;
     Value tid = b_.thread_id();
@@ -47,7 +48,7 @@ class RotatingKernel {
 
     // cos/sin of this chunk's W pairs: made once, reused for every head.
     for (auto [first_pair, count] : table_ranges()) {
-      auto [c, s] = cos_sin(tok.position, first_pair, count);
+      auto [c, s] = cos_sin(first_pair, count);
       cos_.push_back(c);
       sin_.push_back(spec_.inverse ? -s : s);  // f32: negating is exact
     }
@@ -96,29 +97,80 @@ class RotatingKernel {
   }
 
   int x_align(int width) const { return width * dtype_size(spec_.dtype); }
+  int out_align(int width) const { return std::min(16, width * dtype_size(spec_.output_dtype())); }
+  bool converts() const { return spec_.output_dtype() != spec_.dtype; }
   bool gptj_split() const { return spec_.style == RopeStyle::gptj && map_.width >= 2; }
 
   // Element offsets (within a head) of the W-element accesses of this lane's chunk.
   std::vector<Value> rotary_offsets() {
-    Value cw = chunk_ * map_.width;
+    Value cw = chunk_ * map_.width + int64_t(spec_.rotary_offset);
     if (spec_.style == RopeStyle::neox || gptj_split()) return {cw, cw + map_.pairs};
-    Value start = cw * 2;
+    Value start = chunk_ * (2 * map_.width) + int64_t(spec_.rotary_offset);
     return {start, start + map_.width};
   }
 
-  // cos and sin of `count` pairs from `first_pair` at `position`: read from the table, or (exact
-  // angles) from the fixed-point phase position x step, which wraps modulo 2^64 turns as it should.
-  std::pair<Value, Value> cos_sin(Value position, Value first_pair, int count) {
-    if (spec_.angles == AngleMode::exact) {
-      Value steps = b_.load(b_.param(kPhaseSteps) + first_pair, count,
-                            Access{.hint = CacheHint::readonly, .align = std::min(16, count * 8)});
-      auto [s, c] = b_.sincos_turns(b_.splat(position, count) * steps);
-      Value factor = b_.splat(b_.param(kAttentionFactor), count);
-      return {c * factor, s * factor};
+  // Multimodal RoPE: for `count` pairs from `first_pair`, whether each takes the height (1) or the
+  // width (2) position; the others take the temporal one.
+  std::pair<Value, Value> mrope_components(Value first_pair, int count) {
+    std::vector<int64_t> iota_values(static_cast<size_t>(count));
+    for (int e = 0; e < count; ++e) iota_values[size_t(e)] = e;
+    Value pair = b_.splat(first_pair, count) + constant_i64(iota_values);
+    const auto& sec = spec_.mrope_section;
+    if (!spec_.mrope_interleaved)
+      return {(pair >= double(sec[0])) & (pair < double(sec[0] + sec[1])), pair >= double(sec[0] + sec[1])};
+    Value m3 = b_.urem(pair, b_.splat(b_.i64(3), count));
+    return {(m3 == 1.0) & (pair < double(3 * sec[1])), (m3 == 2.0) & (pair < double(3 * sec[2]))};
+  }
+
+  Value constant_i64(const std::vector<int64_t>& values) {
+    const int n = int(values.size());
+    Value v = b_.splat(b_.i64(values[0]), n);
+    for (int e = 1; e < n; ++e) {
+      std::vector<int> pick = iota(n);
+      pick[size_t(e)] = n + e;
+      v = b_.shuffle(v, b_.splat(b_.i64(values[size_t(e)]), n), pick);
     }
-    Value at = position * map_.pairs + first_pair;
+    return v;
+  }
+
+  // cos and sin of `count` pairs from `first_pair` at this token's position(s): read from the table;
+  // or (exact) from the fixed-point phase position x step, which wraps modulo 2^64 turns as it
+  // should; or (hf_compat) from the f32 angle f32(position) x inv_freq, reduced exactly.
+  std::pair<Value, Value> cos_sin(Value first_pair, int count) {
+    const bool mm = spec_.multimodal();
+    std::pair<Value, Value> hw;
+    if (mm) hw = mrope_components(first_pair, count);
+    // Per element, the position of its pair (multimodal) or the token's.
+    auto positions = [&] {
+      Value p = b_.splat(token_.position, count);
+      if (!mm) return p;
+      return b_.select(hw.first, b_.splat(token_.components[1], count),
+                       b_.select(hw.second, b_.splat(token_.components[2], count), p));
+    };
+    if (spec_.angles != AngleMode::table) {
+      Value factor = b_.splat(b_.param(kAttentionFactor), count);
+      std::pair<Value, Value> sc;
+      if (spec_.angles == AngleMode::exact) {
+        Value steps = b_.load(b_.param(kPhaseSteps) + first_pair, count,
+                              Access{.hint = CacheHint::readonly, .align = std::min(16, count * 8)});
+        sc = b_.sincos_turns(positions() * steps);
+      } else {
+        Value inv_freq = b_.load(b_.param(kInvFreq) + first_pair, count,
+                                 Access{.hint = CacheHint::readonly, .align = std::min(16, count * 4)});
+        sc = b_.sincos(b_.cast(positions(), lang::Elem::f32) * inv_freq);
+      }
+      return {sc.second * factor, sc.first * factor};
+    }
     Access a{.hint = CacheHint::readonly, .align = std::min(16, count * dtype_size(spec_.table_dtype))};
-    return {b_.load(b_.param("cos") + at, count, a), b_.load(b_.param("sin") + at, count, a)};
+    auto row = [&](Value position) {
+      Value at = position * map_.pairs + first_pair;
+      return std::pair{b_.load(b_.param("cos") + at, count, a), b_.load(b_.param("sin") + at, count, a)};
+    };
+    auto t = row(token_.position);
+    if (!mm) return t;
+    auto h = row(token_.components[1]), w = row(token_.components[2]);
+    return {b_.select(hw.first, h.first, b_.select(hw.second, w.first, t.first)),
+            b_.select(hw.first, h.second, b_.select(hw.second, w.second, t.second))};
   }
 
   // Table ranges (first pair, count) this lane needs, one per distinct cos/sin vector.
@@ -162,8 +214,9 @@ class RotatingKernel {
           a.x.push_back(b_.load(t.in_ptr + (in_base + off), map_.width, {.hint = in_hint, .align = x_align(map_.width)}));
         for (const Value& off : pass_offsets_) {
           const Access pa{.hint = norm_ ? in_hint : CacheHint::readonly, .align = x_align(map_.pass_width)};
-          a.pass.push_back(norm_ ? b_.load(t.in_ptr + (in_base + off), map_.pass_width, pa)
-                                 : b_.load_bits(t.in_ptr + (in_base + off), map_.pass_width, pa));
+          // Copied bit for bit, or (another output dtype, or the norm) widened and rounded once.
+          a.pass.push_back(norm_ || converts() ? b_.load(t.in_ptr + (in_base + off), map_.pass_width, pa)
+                                               : b_.load_bits(t.in_ptr + (in_base + off), map_.pass_width, pa));
         }
         acc.push_back(std::move(a));
       }
@@ -187,13 +240,13 @@ class RotatingKernel {
         auto store_rotary = [&] {
           auto y = rotate(a.x);
           for (size_t i = 0; i < offsets.size(); ++i)
-            b_.store(a.t->out_ptr + (a.out_base + offsets[i]), y[i], {.hint = out_hint, .align = x_align(map_.width)});
+            b_.store(a.t->out_ptr + (a.out_base + offsets[i]), y[i], {.hint = out_hint, .align = out_align(map_.width)});
         };
         auto store_pass = [&] {
           for (size_t j = 0; j < a.pass.size(); ++j) {
             Value p = a.t->out_ptr + (a.out_base + pass_offsets_[j]);
-            const Access pa{.mask = pass_valid_[j], .align = x_align(map_.pass_width)};
-            norm_ ? b_.store(p, a.pass[j], pa) : b_.store_bits(p, a.pass[j], pa);
+            const Access pa{.mask = pass_valid_[j], .align = out_align(map_.pass_width)};
+            norm_ || converts() ? b_.store(p, a.pass[j], pa) : b_.store_bits(p, a.pass[j], pa);
           }
         };
         auto guarded = [&](const Value& cond, const std::function<void()>& body) {
@@ -267,7 +320,11 @@ class RotatingKernel {
         idx = b_.select(valid, idx, b_.i64(map_.pass_chunks - 1));
       }
       pass_valid_.push_back(valid);
-      pass_offsets_.push_back(b_.i64(spec_.rotary_dim) + idx * map_.pass_width);
+      // Chunks before the rotary part, then those after it.
+      Value at = idx * map_.pass_width;
+      const int64_t before = spec_.rotary_offset / map_.pass_width;
+      pass_offsets_.push_back(before == 0 ? at + int64_t(spec_.rotary_dim)
+                                          : b_.select(b_.ult(idx, b_.i64(before)), at, at + int64_t(spec_.rotary_dim)));
     }
   }
 
@@ -288,6 +345,7 @@ class RotatingKernel {
   const LaunchConfig& config_;
   const std::optional<NormParams>& norm_;
   Mapping map_;
+  Token token_;
   Value batch_, seq_, lane_, chunk_, group_, lane_valid_, eps_;
   std::vector<Value> cos_, sin_;  // per table range
   std::vector<Value> pass_offsets_, pass_valid_;

@@ -33,6 +33,18 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
     t.position = start + (pid - begin);
   } else if (spec.positions == PositionKind::offset) {
     t.position = b.param("position_offset") + t.seq;
+  } else if (spec.multimodal()) {
+    Value stride = b.param(kIdsStride);
+    Value inside = b.boolean(true);
+    for (int c = 0; c < 3; ++c) {
+      t.components[size_t(c)] =
+          b.cast(b.load(b.param("position_ids") + (pid + stride * int64_t(c)), 1, {.hint = lang::CacheHint::readonly}),
+                 lang::Elem::i64);
+      inside = inside & b.ult(t.components[size_t(c)], b.param("max_position"));
+    }
+    t.position = t.components[0];
+    b.return_program_if(!inside);  // any of the three outside the table: the token is left alone
+    return t;
   } else {
     t.position = b.cast(b.load(b.param("position_ids") + pid), lang::Elem::i64);
   }

@@ -2,6 +2,7 @@
 // and its position, and the arithmetic of one rotation. (Built into libropejit only.)
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "ops/rope/spec.hpp"
@@ -12,6 +13,7 @@ namespace ropejit::rope {
 // Per-program facts of a rotating kernel: which token, where it sits, its position.
 struct Token {
   lang::Value batch, seq, position;
+  std::array<lang::Value, 3> components;  // multimodal: the t, h and w positions (position is t's)
 };
 // The token of this program (one per program) and its position; a position outside the table
 // leaves the program (nothing read or written, as a whole program).

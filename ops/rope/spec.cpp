@@ -28,8 +28,9 @@ void RopeSpec::validate() const {
     throw Error(fmt::format("head_dim {} is not supported: it must be even, between 2 and 512", head_dim));
   if (rotary_dim <= 0 || rotary_dim % 2)
     throw Error(fmt::format("rotary_dim {} is not supported: it must be even and positive", rotary_dim));
-  if (rotary_dim > head_dim)
-    throw Error(fmt::format("rotary_dim {} is larger than head_dim {}", rotary_dim, head_dim));
+  if (rotary_offset < 0 || rotary_dim > head_dim - rotary_offset)
+    throw Error(fmt::format("rotary_dim {} from rotary_offset {} does not fit head_dim {}", rotary_dim, rotary_offset,
+                            head_dim));
   if (!is_float(dtype))
     throw Error(fmt::format("q/k dtype {} is not supported: use f32, f16 or bf16", dtype_name(dtype)));
   if (table_dtype != DType::f32 && table_dtype != DType::bf16)
@@ -40,10 +41,26 @@ void RopeSpec::validate() const {
   if (int(positions) > int(PositionKind::varlen_i64)) throw Error(fmt::format("position kind {} is not known", int(positions)));
   if (varlen ? varlen_depth < 1 || varlen_depth > 32 : varlen_depth != 0 || varlen_starts)
     throw Error(fmt::format("varlen search depth {} must be from 1 to 32 with varlen positions, else 0", varlen_depth));
-  if (angles != AngleMode::table && angles != AngleMode::exact)
-    throw Error(fmt::format("angle mode {} is neither table nor exact", int(angles)));
-  if (angles == AngleMode::exact && table_dtype != DType::f32)
-    throw Error("in-kernel (exact) angles are computed in f32: table_dtype must be f32");
+  if (angles != AngleMode::table && angles != AngleMode::exact && angles != AngleMode::hf_compat)
+    throw Error(fmt::format("angle mode {} is neither table, exact nor hf_compat", int(angles)));
+  if (angles != AngleMode::table && table_dtype != DType::f32)
+    throw Error("in-kernel angles are computed in f32: table_dtype must be f32");
+  if (out_dtype && (!is_float(*out_dtype) || in_place || *out_dtype == dtype))
+    throw Error(fmt::format("output dtype {} must be a float dtype other than q's, and only out of place",
+                            dtype_name(*out_dtype)));
+  if (multimodal()) {
+    int sum = 0;
+    for (int v : mrope_section) {
+      if (v < 0) throw Error(fmt::format("mrope_section has a negative count {}", v));
+      sum += v;
+    }
+    if (sum != pairs())
+      throw Error(fmt::format("mrope_section adds up to {} pairs, but rotary_dim / 2 is {}", sum, pairs()));
+    if (positions != PositionKind::ids_i32 && positions != PositionKind::ids_i64)
+      throw Error("multimodal RoPE takes its three position ids per token from ids (Positions::multimodal)");
+  } else if (mrope_interleaved) {
+    throw Error("mrope_interleaved without mrope_section");
+  }
 }
 
 std::string KernelConfig::key() const {
@@ -51,18 +68,29 @@ std::string KernelConfig::key() const {
 }
 
 std::string RopeSpec::key() const {
-  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}{}{}", style_name(style), head_dim, rotary_dim,
+  // Fields past the first ones appear only when they differ from their default, so keys of the
+  // common specs stay short and stable.
+  std::string extra;
+  if (rotary_offset) extra += fmt::format(".o{}", rotary_offset);
+  if (out_dtype) extra += fmt::format(".out{}", dtype_name(*out_dtype));
+  if (multimodal())
+    extra += fmt::format(".mrope{}{}.{}.{}", mrope_interleaved ? "i" : "", mrope_section[0], mrope_section[1],
+                         mrope_section[2]);
+  return fmt::format("rope.{}.d{}.r{}.{}.tab{}.hq{}.hk{}.{}.{}{}{}{}{}", style_name(style), head_dim, rotary_dim,
                      dtype_name(dtype), dtype_name(table_dtype), q_heads, k_heads, in_place ? "inplace" : "outofplace",
-                     positions_name(positions), inverse ? ".inverse" : "", angles == AngleMode::exact ? ".exact" : "",
-                     varlen_depth ? fmt::format(".s{}{}", varlen_depth, varlen_starts ? ".starts" : "") : "");
+                     positions_name(positions), inverse ? ".inverse" : "",
+                     angles == AngleMode::exact       ? ".exact"
+                     : angles == AngleMode::hf_compat ? ".hfcompat"
+                                                      : "",
+                     varlen_depth ? fmt::format(".s{}{}", varlen_depth, varlen_starts ? ".starts" : "") : "", extra);
 }
 
 
 namespace rope {
 
 int max_vector_width(const RopeSpec& spec) {
-  int w = 16 / dtype_size(spec.dtype);
-  while (spec.pairs() % w) w /= 2;
+  int w = 16 / dtype_size(spec.dtype);  // a wider output (bf16 in, f32 out) stores in two 16-byte halves
+  while (spec.pairs() % w || spec.rotary_offset % w) w /= 2;
   return w;
 }
 
@@ -84,7 +112,7 @@ Mapping mapping(const RopeSpec& spec, const LaunchConfig& config, bool norm) {
   m.pass_width = 0;
   m.pass_chunks = 0;
   if (spec.rotary_dim < spec.head_dim && (norm || !spec.in_place)) {
-    int g = std::gcd(spec.rotary_dim, spec.head_dim);
+    int g = std::gcd(std::gcd(spec.rotary_dim, spec.head_dim), spec.rotary_offset);
     int w = m.width;
     while (g % w) w /= 2;
     m.pass_width = w;
@@ -94,11 +122,11 @@ Mapping mapping(const RopeSpec& spec, const LaunchConfig& config, bool norm) {
 }
 
 void validate_config(const RopeSpec& spec, const LaunchConfig& c, bool norm) {
-  int widest = 16 / dtype_size(spec.dtype);
-  if (!is_pow2(c.vector_width) || c.vector_width > widest || spec.pairs() % c.vector_width)
+  const int widest = max_vector_width(spec);
+  if (!is_pow2(c.vector_width) || c.vector_width > widest)
     throw Error(fmt::format("vector width {} does not fit {}: it must be a power of two of at most 16 bytes that "
-                            "divides rotary_dim/2 = {}",
-                            c.vector_width, spec.key(), spec.pairs()));
+                            "divides rotary_dim/2 = {} and rotary_offset {}",
+                            c.vector_width, spec.key(), spec.pairs(), spec.rotary_offset));
   int chunks = lanes_per_head(spec, c.vector_width, norm);
   if (!is_pow2(c.threads) || c.threads > 1024 || c.threads < chunks)
     throw Error(fmt::format("{} threads per program do not fit {}: a power of two from {} to 1024 is needed",
@@ -110,7 +138,7 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c, bool norm) {
 LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes, bool norm) {
   LaunchConfig c;
   c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
-  while (spec.pairs() % c.vector_width) c.vector_width /= 2;
+  while (max_vector_width(spec) % c.vector_width) c.vector_width /= 2;
   int chunks = lanes_per_head(spec, c.vector_width, norm);
   // About one q head per thread, up to 256 threads: on the H100 the sweeps (docs/tune-h100.txt) put
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads
@@ -140,7 +168,9 @@ size_t hash_combine(size_t seed, size_t v) { return seed ^ (v + 0x9e3779b97f4a7c
 size_t hash_value(const RopeSpec& s) {
   size_t h = 0;
   for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
-                int(s.in_place), int(s.positions), int(s.inverse), int(s.angles), s.varlen_depth, int(s.varlen_starts)})
+                int(s.in_place), int(s.positions), int(s.inverse), int(s.angles), s.varlen_depth, int(s.varlen_starts),
+                s.rotary_offset, s.out_dtype ? int(*s.out_dtype) + 1 : 0, s.mrope_section[0], s.mrope_section[1],
+                s.mrope_section[2], int(s.mrope_interleaved)})
     h = hash_combine(h, std::hash<int>()(v));
   return h;
 }
