@@ -111,6 +111,45 @@ TEST_CASE("gpu: bit-identical to the host backend: forward, inverse (RoPE's back
         }
 }
 
+TEST_CASE("gpu: the rotations of real checkpoints against fp64 and bit-identical to the host: rotary_offset, "
+          "outputs of another dtype, multimodal (sections, interleaved), hf_compat angles" * doctest::skip(no_gpu())) {
+  uint64_t seed = 9500;
+  for (int variant : {0, 1, 2, 3, 4, 5})
+    for (DType dt : {DType::bf16, DType::f16, DType::f32})
+      for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj}) {
+        Case c;
+        c.dtype = dt;
+        c.style = style;
+        c.batch = 4;
+        c.seq = 33;
+        if (variant == 0) c.head_dim = 192, c.rotary_dim = 64, c.rotary_offset = 128, c.in_place = seed % 2;
+        if (variant == 1) c.in_place = false, c.out_dtype = dt == DType::f32 ? DType::bf16 : DType::f32, c.rotary_dim = 64;
+        if (variant == 2 || variant == 3) {
+          c.mrope_section = variant == 2 ? std::array<int, 3>{16, 24, 24} : std::array<int, 3>{24, 20, 20};
+          c.mrope_interleaved = variant == 3;
+          c.pos = seed % 2 ? Pos::ids32 : Pos::ids64;
+          c.exact_angles = seed % 3 == 0;
+        }
+        if (variant >= 4) {  // hf_compat near 2^31, and exact with the offset and the other dtype together
+          c.exact_angles = true;
+          c.hf_compat = variant == 4;
+          c.position_base = (int64_t(1) << 31) - 400;
+          c.theta = 5e5;
+          if (variant == 5) c.rotary_dim = 32, c.rotary_offset = 64, c.in_place = false, c.out_dtype = DType::f32;
+          if (variant == 5 && dt == DType::f32) c.out_dtype = DType::f16;
+        }
+        INFO(c.describe());
+        auto g = run_case(c, Backend::cuda, seed);
+        auto h = run_case(c, Backend::host, seed);
+        CHECK_MESSAGE(g.q.ok(), g.q.first_mismatch);
+        CHECK_MESSAGE(g.k.ok(), g.k.first_mismatch);
+        CHECK(g.gaps_untouched);
+        CHECK(g.q_out_bytes == h.q_out_bytes);
+        CHECK(g.k_out_bytes == h.k_out_bytes);
+        ++seed;
+      }
+}
+
 TEST_CASE("gpu: fill_table makes a 1M-position table in milliseconds, bit-identical to the host backend" *
           doctest::skip(no_gpu())) {
   const auto theta = FrequencyTable::from_theta(Backend::host, 128, 500000.0);
@@ -599,6 +638,9 @@ struct FusedCase {
   RopeStyle style = RopeStyle::neox;
   bool in_place = true, one_plus = false, ids = false;
   int64_t batch = 3, seq = 17;
+  int rotary_offset = 0;
+  std::optional<DType> out_dtype;  // out of place: outputs of another dtype
+  bool mrope = false;              // multimodal: sections 16/24/24 of 64 pairs, three ids per token
 };
 
 struct FusedResult {
@@ -617,19 +659,30 @@ FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
     store_from_double(f.weight_dtype, wq.data(), d, uw(rng));
     store_from_double(f.weight_dtype, wk.data(), d, uw(rng));
   }
-  std::vector<int64_t> ids(size_t(f.batch * f.seq));
+  std::vector<int64_t> ids(size_t(f.batch * f.seq * (f.mrope ? 3 : 1)));
   for (auto& i : ids) i = int64_t(rng() % 250);
   RopeTable table(backend, 256, f.rotary_dim, 1e6);
   CosSinTable host_table = table.view();
   host_table.cos = table.host_cos().data();
   host_table.sin = table.host_sin().data();
-  Positions host_pos = f.ids ? Positions::from_ids(ids.data(), DType::i64) : Positions::contiguous(5);
+  Positions host_pos = f.mrope ? Positions::multimodal(ids.data(), DType::i64)
+                       : f.ids ? Positions::from_ids(ids.data(), DType::i64)
+                               : Positions::contiguous(5);
   auto rt = ReferenceTable::from(host_table);
   QkNorm hn{wq.data(), wk.data(), f.weight_dtype, 1e-6, f.one_plus};
-  auto ref_q = reference_qk_norm_rope(q.view, wq.data(), hn, host_pos, rt, f.style, f.rotary_dim);
-  auto ref_k = reference_qk_norm_rope(k.view, wk.data(), hn, host_pos, rt, f.style, f.rotary_dim);
-  HostTensor qo = q, ko = k;
+  const DType od = f.out_dtype.value_or(f.dtype);
+  HostTensor qo = f.in_place ? q : HostTensor(Layout::bshd, od, f.batch, f.seq, f.q_heads, f.head_dim);
+  HostTensor ko = f.in_place ? k : HostTensor(Layout::bshd, od, f.batch, f.seq, f.k_heads, f.head_dim);
   if (!f.in_place) qo.poison(), ko.poison();
+  RopeOptions opt;
+  opt.backend = backend;
+  opt.style = f.style;
+  opt.rotary_dim = f.rotary_dim;
+  opt.rotary_offset = f.rotary_offset;
+  if (f.mrope) opt.mrope_section = {16, 24, 24};
+  if (!f.in_place) opt.q_out = qo.view;
+  auto ref_q = reference_qk_norm_rope(q.view, wq.data(), hn, host_pos, rt, opt);
+  auto ref_k = reference_qk_norm_rope(k.view, wk.data(), hn, host_pos, rt, opt);
   // Device (or host) copies of everything the call reads and writes.
   std::vector<std::unique_ptr<DeviceBuffer>> bufs;
   auto place = [&](const void* data, size_t bytes) -> void* {
@@ -644,11 +697,8 @@ FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
   qov.data = f.in_place ? qv.data : place(qo.bytes.data(), qo.bytes.size());
   kov.data = f.in_place ? kv.data : place(ko.bytes.data(), ko.bytes.size());
   QkNorm n{place(wq.data(), wq.size()), place(wk.data(), wk.size()), f.weight_dtype, 1e-6, f.one_plus};
-  Positions pos = f.ids ? Positions::from_ids(place(ids.data(), ids.size() * 8), DType::i64) : host_pos;
-  RopeOptions opt;
-  opt.backend = backend;
-  opt.style = f.style;
-  opt.rotary_dim = f.rotary_dim;
+  Positions pos = host_pos;
+  if (f.ids || f.mrope) pos.ids = place(ids.data(), ids.size() * 8);
   if (!f.in_place) opt.q_out = qov, opt.k_out = kov;
   HostTensor qin = q, kin = k;  // inputs as they were (in place overwrites q and k on the host)
   apply_qk_norm_rope(qv, &kv, pos, table.view(), n, opt);
@@ -664,7 +714,7 @@ FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
     r.q = f.in_place ? q.bytes : qo.bytes;
     r.k = f.in_place ? k.bytes : ko.bytes;
   }
-  TensorView oq = qin.view, ok = kin.view;
+  TensorView oq = f.in_place ? qin.view : qo.view, ok = f.in_place ? kin.view : ko.view;
   oq.data = r.q.data();
   ok.data = r.k.data();
   r.cq = compare_to_reference(oq, ref_q);
@@ -684,9 +734,19 @@ TEST_CASE("gpu: QK-norm + RoPE against the fp64 reference, and bit-identical to 
   cases.push_back({192, 128, 16, 2, DType::bf16, DType::f32, RopeStyle::neox, false, false, true});
   cases.push_back({256, 256, 16, 4, DType::bf16, DType::f32, RopeStyle::gptj});
   cases.push_back({512, 512, 4, 1, DType::f32, DType::f32});  // 64 lanes per head: shared memory
+  FusedCase mla{192, 64, 16, 16, DType::bf16, DType::f32};  // the rope part at the end of the head
+  mla.rotary_offset = 128;
+  cases.push_back(mla);
+  FusedCase wide{128, 128, 32, 8, DType::bf16, DType::f32, RopeStyle::gptj, false};  // bf16 in, f32 out
+  wide.out_dtype = DType::f32;
+  cases.push_back(wide);
+  FusedCase mm{128, 128, 28, 4, DType::bf16, DType::f32};  // Qwen2-VL's sections
+  mm.mrope = true;
+  cases.push_back(mm);
   uint64_t seed = 31;
   for (const auto& f : cases) {
-    INFO("d" << f.head_dim << " r" << f.rotary_dim << " " << f.q_heads << "/" << f.k_heads << " " << dtype_name(f.dtype));
+    INFO("d" << f.head_dim << " r" << f.rotary_dim << " " << f.q_heads << "/" << f.k_heads << " " << dtype_name(f.dtype)
+              << " offset " << f.rotary_offset << (f.out_dtype ? " out f32" : "") << (f.mrope ? " mrope" : ""));
     auto g = run_fused(f, Backend::cuda, seed);
     auto h = run_fused(f, Backend::host, seed);
     CHECK_MESSAGE(g.cq.ok(), g.cq.first_mismatch);

@@ -75,6 +75,21 @@ std::vector<std::pair<RopeSpec, LaunchConfig>> representative() {
   big.q_heads = 64;
   big.k_heads = 8;
   out.push_back({big, heuristic_config(big, 16)});
+  // The rotations of real checkpoints: MLA's rope part at the end of a 192-dim head, bf16 in and f32
+  // out, Qwen2-VL's multimodal sections, and HF's f32 angles reduced exactly in the kernel.
+  RopeSpec mla;
+  mla.head_dim = 192, mla.rotary_dim = 64, mla.rotary_offset = 128, mla.in_place = false;
+  out.push_back({mla, heuristic_config(mla, 16)});
+  RopeSpec wide;
+  wide.in_place = false, wide.out_dtype = DType::f32, wide.rotary_dim = 64;
+  out.push_back({wide, heuristic_config(wide, 16)});
+  RopeSpec mm;
+  mm.positions = PositionKind::ids_i64, mm.mrope_section = {16, 24, 24};
+  out.push_back({mm, heuristic_config(mm, 16)});
+  RopeSpec hf;
+  hf.angles = AngleMode::hf_compat, hf.mrope_section = {24, 20, 20}, hf.mrope_interleaved = true;
+  hf.positions = PositionKind::ids_i32;
+  out.push_back({hf, heuristic_config(hf, 16)});
   return out;
 }
 

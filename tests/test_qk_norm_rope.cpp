@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -45,8 +46,14 @@ struct NormCase {
   double theta = 10000.0;
   bool exact_angles = false;   // cos/sin computed in the kernel (FrequencyTable)
   int64_t position_base = 0;   // added to every position (exact angles only)
+  bool hf_compat = false;      // with exact_angles: HF's f32 angles
+  int rotary_offset = 0;       // first rotated dim of a head
+  std::optional<DType> out_dtype;      // out of place: outputs of another dtype
+  std::array<int, 3> mrope_section{};  // multimodal: three ids per token (pos ids32/ids64)
+  bool mrope_interleaved = false;
 
-  int rotary() const { return rotary_dim ? rotary_dim : head_dim; }
+  int rotary() const { return rotary_dim ? rotary_dim : head_dim - rotary_offset; }
+  bool multimodal() const { return mrope_section[0] || mrope_section[1] || mrope_section[2]; }
   DType weight_dtype() const { return weight_in_dtype ? dtype : DType::f32; }
   std::string describe() const {
     return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {}{} B={} S={} w {}{}{} eps {} t={} w={} u={}",
@@ -56,7 +63,13 @@ struct NormCase {
                        out_layout ? fmt::format(" -> {}", layout_name(*out_layout)) : "", batch, seq,
                        dtype_name(weight_dtype()), one_plus_weight ? " (1+w)" : "",
                        weight_offset ? fmt::format(" +{}", weight_offset) : "", eps, threads, vector_width, unroll) +
-           (exact_angles ? fmt::format(" exact angles theta {} from {}", theta, position_base) : "");
+           (exact_angles ? fmt::format(" {} angles theta {} from {}", hf_compat ? "hf_compat" : "exact", theta, position_base)
+                         : "") +
+           (rotary_offset ? fmt::format(" rotary_offset {}", rotary_offset) : "") +
+           (out_dtype ? fmt::format(" out {}", dtype_name(*out_dtype)) : "") +
+           (multimodal() ? fmt::format(" mrope{} {}/{}/{}", mrope_interleaved ? " interleaved" : "", mrope_section[0],
+                                       mrope_section[1], mrope_section[2])
+                         : "");
   }
 };
 
@@ -116,21 +129,24 @@ NormResult run_norm_case(const NormCase& c, uint64_t seed) {
   const auto wq0 = wq.bytes, wk0 = wk.bytes;
 
   const int64_t tokens = int64_t(c.batch) * c.seq;
-  std::vector<int32_t> ids32(static_cast<size_t>(tokens));
-  std::vector<int64_t> ids64(static_cast<size_t>(tokens));
+  const int components = c.multimodal() ? 3 : 1;
+  std::vector<int32_t> ids32(static_cast<size_t>(tokens * components));
+  std::vector<int64_t> ids64(static_cast<size_t>(tokens * components));
   std::uniform_int_distribution<int64_t> upos(1, kMaxPos - 1);
   const int64_t base = c.position_base;
-  for (int64_t i = 0; i < tokens; ++i) ids64[size_t(i)] = base + upos(rng), ids32[size_t(i)] = int32_t(ids64[size_t(i)]);
+  for (size_t i = 0; i < ids64.size(); ++i) ids64[i] = base + upos(rng), ids32[i] = int32_t(ids64[i]);
   const int64_t offset = base + std::uniform_int_distribution<int64_t>(1, kMaxPos - c.seq)(rng);
-  const Positions pos = c.pos == Pos::offset  ? Positions::contiguous(offset)
-                        : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
-                                              : Positions::from_ids(ids64.data(), DType::i64);
+  Positions pos = c.pos == Pos::offset  ? Positions::contiguous(offset)
+                  : c.pos == Pos::ids32 ? Positions::from_ids(ids32.data(), DType::i32)
+                                        : Positions::from_ids(ids64.data(), DType::i64);
+  pos.components = components;
 
   RopeTable table(Backend::host, kMaxPos, c.rotary(), c.theta, c.table_dtype);
   const auto freqs = FrequencyTable::from_theta(Backend::host, c.rotary(), c.theta);
-  const auto ref_table = c.exact_angles ? ReferenceTable::from_frequencies(freqs.inv_freq(), 1.0)
+  const AngleMode mode = c.hf_compat ? AngleMode::hf_compat : AngleMode::exact;
+  const auto ref_table = c.exact_angles ? ReferenceTable::from_frequencies(freqs.inv_freq(), 1.0, int64_t(1) << 32, mode)
                                         : ReferenceTable::from(table.view());
-  const AngleSource angles = c.exact_angles ? AngleSource(freqs.view()) : AngleSource(table.view());
+  const AngleSource angles = c.exact_angles ? AngleSource(freqs.view(mode)) : AngleSource(table.view());
 
   QkNorm norm;
   norm.q_weight = wq.data();
@@ -138,22 +154,18 @@ NormResult run_norm_case(const NormCase& c, uint64_t seed) {
   norm.weight_dtype = c.weight_dtype();
   norm.eps = c.eps;
   norm.one_plus_weight = c.one_plus_weight;
-  // The reference reads the weights through `norm`'s dtype; each tensor with its own weight.
-  const auto ref_q = reference_qk_norm_rope(q.view, wq.data(), norm, pos, ref_table, c.style, c.rotary());
-  const auto ref_k = has_k ? reference_qk_norm_rope(k.view, wk.data(), norm, pos, ref_table, c.style, c.rotary())
-                           : ReferenceResult{};
-
   const Layout ol = c.out_layout.value_or(c.layout);
-  HostTensor q_out(ol, c.dtype, c.batch, c.seq, c.q_heads, c.head_dim);
-  HostTensor k_out(ol, c.dtype, c.batch, c.seq, has_k ? c.k_heads : 1, c.head_dim);
-  q_out.poison();
-  k_out.poison();
-  const auto q0 = q.bytes, k0 = k.bytes, qo0 = q_out.bytes, ko0 = k_out.bytes;
+  const DType od = c.out_dtype.value_or(c.dtype);
+  HostTensor q_out(ol, od, c.batch, c.seq, c.q_heads, c.head_dim);
+  HostTensor k_out(ol, od, c.batch, c.seq, has_k ? c.k_heads : 1, c.head_dim);
 
   RopeOptions opt;
   opt.backend = Backend::host;
   opt.style = c.style;
   opt.rotary_dim = c.rotary_dim;
+  opt.rotary_offset = c.rotary_offset;
+  opt.mrope_section = c.mrope_section;
+  opt.mrope_interleaved = c.mrope_interleaved;
   opt.threads = c.threads;
   opt.vector_width = c.vector_width;
   opt.unroll = c.unroll;
@@ -162,6 +174,12 @@ NormResult run_norm_case(const NormCase& c, uint64_t seed) {
     opt.q_out = q_out.view;
     if (has_k) opt.k_out = k_out.view;
   }
+  // The reference reads the weights through `norm`'s dtype; each tensor with its own weight.
+  const auto ref_q = reference_qk_norm_rope(q.view, wq.data(), norm, pos, ref_table, opt);
+  const auto ref_k = has_k ? reference_qk_norm_rope(k.view, wk.data(), norm, pos, ref_table, opt) : ReferenceResult{};
+  q_out.poison();
+  k_out.poison();
+  const auto q0 = q.bytes, k0 = k.bytes, qo0 = q_out.bytes, ko0 = k_out.bytes;
   apply_qk_norm_rope(q.view, has_k ? &k.view : nullptr, pos, angles, norm, opt);
 
   NormResult r;
@@ -313,6 +331,45 @@ TEST_CASE("qk_norm_rope: in-kernel exact angles at positions up to 2^31 - 1, the
       c.rotary_dim = seed % 5 == 2 ? 64 : 0;
       c.pos = seed % 2 ? Pos::ids64 : Pos::offset;
       c.in_place = seed % 3 != 1;
+      check_norm_case(c, seed++);
+    }
+}
+
+TEST_CASE("qk_norm_rope: the rotations of real checkpoints: rotary_offset, outputs of another dtype, multimodal, hf_compat") {
+  uint64_t seed = 8800;
+  for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+      NormCase c = base();
+      c.style = style;
+      c.dtype = dtype;
+      c.head_dim = 192, c.rotary_dim = 64, c.rotary_offset = 128;  // MLA's rope part at the end
+      check_norm_case(c, seed++);
+      c = base();
+      c.style = style;
+      c.dtype = dtype;
+      c.head_dim = 128, c.rotary_dim = 32, c.rotary_offset = 32;  // pass-through on both sides
+      c.in_place = false;
+      check_norm_case(c, seed++);
+      c = base();
+      c.style = style;
+      c.dtype = dtype;
+      c.in_place = false;
+      c.out_dtype = dtype == DType::f32 ? DType::bf16 : DType::f32;
+      c.rotary_dim = 64;
+      check_norm_case(c, seed++);
+      c = base();
+      c.style = style;
+      c.dtype = dtype;
+      c.pos = seed % 2 ? Pos::ids32 : Pos::ids64;
+      c.mrope_section = seed % 3 ? std::array<int, 3>{16, 24, 24} : std::array<int, 3>{24, 20, 20};
+      c.mrope_interleaved = seed % 3 == 0;
+      c.exact_angles = seed % 2 == 0;
+      check_norm_case(c, seed++);
+      c = base();
+      c.style = style;
+      c.dtype = dtype;
+      c.exact_angles = c.hf_compat = true;
+      c.position_base = (int64_t(1) << 31) - 400;
       check_norm_case(c, seed++);
     }
 }
