@@ -6,7 +6,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 namespace ropejit::test {
@@ -282,6 +284,81 @@ void check_matrix(RopeStyle style, DType dtype, Backend backend) {
   uint64_t seed = 1000;
   for (const auto& c : cases) check_case(c, backend, seed++);
   MESSAGE(cases.size() << " cases on the " << (backend == Backend::cuda ? "GPU" : "host backend"));
+}
+
+int check_frequency_sets(Backend backend) {
+  const int64_t H = 4, D = 64, P = D / 2;
+  std::mt19937_64 rng(4242);
+  // LongRoPE-like: the same base frequencies divided by per-pair factors, a factor per set.
+  std::vector<double> base(static_cast<size_t>(P)), shorter(base), longer(base);
+  for (int64_t i = 0; i < P; ++i) {
+    base[size_t(i)] = std::pow(10000.0, -2.0 * double(i) / double(D));
+    shorter[size_t(i)] = base[size_t(i)] / (1.0 + 0.05 * double(i));
+    longer[size_t(i)] = base[size_t(i)] / (1.0 + 0.9 * double(i));
+  }
+  FrequencyTable sets(backend, {shorter, longer}, {1.0, 1.19});
+  std::vector<std::unique_ptr<DeviceBuffer>> bufs;
+  auto place = [&](const void* data, size_t bytes) -> void* {
+    if (backend == Backend::host) return const_cast<void*>(data);
+    bufs.push_back(std::make_unique<DeviceBuffer>(bytes));
+    bufs.back()->upload(data, bytes);
+    return bufs.back()->data();
+  };
+  auto fetch = [&](const void* dev, std::vector<float>& host) {
+    if (backend == Backend::host) return;
+    synchronize();
+    for (auto& b : bufs)
+      if (b->data() == dev) b->download(host.data(), host.size() * 4);
+  };
+  int checked = 0;
+  for (bool varlen : {true, false})
+    for (AngleMode mode : {AngleMode::exact, AngleMode::hf_compat}) {
+      // varlen: 5 packed sequences (one empty); dense: 3 rows of 6 tokens.
+      const std::vector<int32_t> cu = {0, 4, 4, 11, 12, 20};
+      const int64_t seqs = varlen ? 5 : 3, B = varlen ? 1 : 3, S = varlen ? 20 : 6;
+      std::vector<int32_t> index(static_cast<size_t>(seqs));
+      for (int64_t i = 0; i < seqs; ++i) index[size_t(i)] = int32_t((i * 7 + (varlen ? 1 : 0)) % 3 == 0 ? 0 : 1);
+      std::vector<int32_t> starts(static_cast<size_t>(seqs));
+      for (auto& v : starts) v = int32_t(rng() % 100000);
+      std::vector<float> x(static_cast<size_t>(B * S * H * D));
+      for (auto& v : x) v = std::uniform_real_distribution<float>(-2, 2)(rng);
+      std::vector<float> y(x.size(), std::numeric_limits<float>::quiet_NaN());
+      Frequencies f = sets.view(mode);
+      f.set_index = place(index.data(), index.size() * 4);
+      Positions host_pos = varlen ? Positions::varlen(cu.data(), DType::i32, seqs, starts.data()) : Positions::contiguous(17);
+      Positions pos = host_pos;
+      if (varlen) pos.cu_seqlens = place(cu.data(), cu.size() * 4), pos.starts = place(starts.data(), starts.size() * 4);
+      RopeOptions opt;
+      opt.backend = backend;
+      opt.q_out = TensorView::bshd(place(y.data(), y.size() * 4), DType::f32, B, S, H, D);
+      const TensorView xv = TensorView::bshd(place(x.data(), x.size() * 4), DType::f32, B, S, H, D);
+      apply_rope(xv, nullptr, pos, f, opt);
+      fetch(opt.q_out->data, y);
+      // Each sequence's tokens again, with its set alone (host backend), against the fp64 reference.
+      for (int64_t i = 0; i < seqs; ++i) {
+        const int64_t first = varlen ? cu[size_t(i)] : i * S, n = varlen ? cu[size_t(i) + 1] - first : S;
+        if (n == 0) continue;
+        FrequencyTable alone(Backend::host, std::vector<std::vector<double>>{index[size_t(i)] ? longer : shorter},
+                             {index[size_t(i)] ? 1.19 : 1.0});
+        std::vector<float> xs(x.begin() + first * H * D, x.begin() + (first + n) * H * D), ys(xs.size());
+        RopeOptions o;
+        o.backend = Backend::host;
+        o.q_out = TensorView::bshd(ys.data(), DType::f32, 1, n, H, D);
+        const Positions p = Positions::contiguous(varlen ? starts[size_t(i)] : 17);
+        const TensorView xsv = TensorView::bshd(xs.data(), DType::f32, 1, n, H, D);
+        apply_rope(xsv, nullptr, p, alone.view(mode), o);
+        const auto ref = reference_rope(xsv, p, ReferenceTable::from_frequencies(alone.inv_freq(), alone.attention_factors()[0],
+                                                                                 int64_t(1) << 32, mode),
+                                        RopeStyle::neox, D);
+        INFO((varlen ? "varlen" : "dense") << (mode == AngleMode::exact ? " exact" : " hf_compat") << " sequence " << i
+                                           << " set " << index[size_t(i)]);
+        const auto cmp = compare_to_reference(*o.q_out, ref);
+        CHECK_MESSAGE(cmp.ok(), cmp.first_mismatch);
+        CHECK(std::memcmp(ys.data(), y.data() + first * H * D, ys.size() * 4) == 0);
+        ++checked;
+      }
+    }
+  return checked;
 }
 
 std::vector<LaneGroup> lane_groups(int threads, int lanes) {

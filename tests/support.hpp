@@ -75,6 +75,12 @@ std::vector<Case> matrix(RopeStyle style, DType dtype);
 void check_case(const Case& c, Backend backend, uint64_t seed);
 void check_matrix(RopeStyle style, DType dtype, Backend backend);
 
+// Frequency sets chosen per sequence (Frequencies::set_index), on a backend: a varlen batch and a
+// dense one, exact and hf_compat, each sequence rotated by its set equals, bit for bit, the same
+// tokens rotated by that set alone, which is checked against the fp64 reference; returns the number
+// of sequences checked. doctest checks inside.
+int check_frequency_sets(Backend backend);
+
 // The groups reduce_sum(v, lanes) forms in a program of `threads` (language.hpp): each group's first
 // thread and size. A spare thread of a packed warp (lanes not a power of two) is a group of its own.
 struct LaneGroup {

@@ -150,6 +150,11 @@ TEST_CASE("gpu: the rotations of real checkpoints against fp64 and bit-identical
       }
 }
 
+TEST_CASE("gpu: frequency sets chosen per sequence: each sequence bit-identical to its set alone on the host" *
+          doctest::skip(no_gpu())) {
+  CHECK(check_frequency_sets(Backend::cuda) == 2 * (4 + 3));
+}
+
 TEST_CASE("gpu: fill_table makes a 1M-position table in milliseconds, bit-identical to the host backend" *
           doctest::skip(no_gpu())) {
   const auto theta = FrequencyTable::from_theta(Backend::host, 128, 500000.0);

@@ -173,6 +173,10 @@ TEST_CASE("variants: hf_compat and exact differ where f32 angles lose phase, and
   CHECK(std::fabs(rotate(far, AngleMode::hf_compat)[0] - rotate(far - 1, AngleMode::exact)[0]) < 1e-6);
 }
 
+TEST_CASE("variants: frequency sets chosen per sequence (LongRoPE's short and long), varlen and dense") {
+  CHECK(check_frequency_sets(Backend::host) == 2 * (4 + 3));
+}
+
 TEST_CASE("variants: the backward is the forward's gradient, by central finite differences in fp64") {
   // L(x) = <w, rope(x)>: dL/dx from the backward kernel (rope_backward(w)) against
   // (L(x + h v) - L(x - h v)) / 2h for random directions v, with the forward kernel in f32.
@@ -272,6 +276,18 @@ TEST_CASE("variants: bad input names the problem and writes nothing") {
   bad_mode.mode = AngleMode::table;
   expect(opts(), Positions::contiguous(0), bad_mode, {"mode"});
   check_error([&] { (void)freqs.view(AngleMode(7)); }, ErrorKind::invalid_argument, {"mode 7"});
+  // Several frequency sets: each sequence's index must name one, and the index must be given.
+  FrequencyTable two(Backend::host, {freqs.inv_freq(), freqs.inv_freq()}, {1.0, 2.0});
+  Frequencies pick = two.view();
+  expect(opts(), Positions::contiguous(0), pick, {"set_index"});
+  std::vector<int32_t> index = {2};
+  pick.set_index = index.data();
+  expect(opts(), Positions::contiguous(0), pick, {"set_index[0] = 2", "[0, 2)"});
+  check_error([&] { FrequencyTable(Backend::host, {freqs.inv_freq(), {1.0}}, {1.0, 1.0}); }, ErrorKind::invalid_argument,
+              {"set 1 has 1"});
+  check_error([&] { FrequencyTable(Backend::host, {freqs.inv_freq()}, {1.0, 1.0}); }, ErrorKind::invalid_argument,
+              {"1 sets and 2 attention factors"});
+  check_error([&] { (void)two.set(2); }, ErrorKind::invalid_argument, {"set 2 of 2"});
   // Outputs of two dtypes, and an output of an integer dtype.
   std::vector<uint16_t> out16(2 * D, 0);
   std::vector<float> k(2 * D, 0.5f), kout(2 * D, 0.25f);

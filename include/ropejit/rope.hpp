@@ -83,35 +83,43 @@ class RopeTable {
   std::vector<uint8_t> host_cos_, host_sin_;
 };
 
-// Frequencies the kernel computes cos and sin from (the `exact` angle mode), reading nothing but one
-// phase step per pair: the phase position x inv_freq / 2pi is formed in 64-bit fixed point, which
-// loses nothing to rounding however large the position, then sin and cos come from an accurate
-// polynomial (lang::Builder::sincos_turns, within 1.2e-7 of the exact values). Never approximate
-// hardware sin/cos.
 // Where cos and sin come from: read from a table, computed in the kernel from exact phases, or
 // computed in the kernel from HuggingFace's fp32 angles (hf_compat).
 enum class AngleMode : uint8_t { table, exact, hf_compat };
 
-// `exact` (the default): the phase position x inv_freq / 2pi is formed in 64-bit fixed point.
+// Frequencies the kernel computes cos and sin from, reading nothing but one value per pair; never
+// approximate hardware sin/cos.
+// `exact` (the default): the phase position x inv_freq / 2pi is formed in 64-bit fixed point, which
+// loses nothing to rounding however large the position, then sin and cos come from an accurate
+// polynomial (lang::Builder::sincos_turns, within 1.2e-7 of the exact values).
 // `hf_compat`: the angle is f32(position) x f32(inv_freq) rounded to f32, as HuggingFace forms it
 // (models were trained with those angles), then its sin and cos are taken accurately (the f32 angle
 // reduced exactly to turns). Give HF's own fp32 inv_freq to FrequencyTable to match it bit for bit.
+// Several sets (LongRoPE's short and long factors, or any per-sequence choice): `sets` of them laid
+// out one after another, each with its attention factor, and `set_index` (int32, one per sequence:
+// per batch row, or per varlen sequence) says which set rotates each sequence.
 struct Frequencies {
-  const void* phase_steps = nullptr;  // uint64 [rotary_dim / 2] in the backend's memory: see FrequencyTable
-  const void* inv_freq = nullptr;     // f32 [rotary_dim / 2] in the backend's memory (hf_compat)
+  const void* phase_steps = nullptr;  // uint64 [sets][rotary_dim / 2] in the backend's memory: see FrequencyTable
+  const void* inv_freq = nullptr;     // f32 [sets][rotary_dim / 2] in the backend's memory (hf_compat)
   AngleMode mode = AngleMode::exact;  // exact or hf_compat
   int64_t rotary_dim = 0;
-  float attention_factor = 1.0f;     // multiplies cos and sin (YaRN's and LongRoPE's mscale)
+  float attention_factor = 1.0f;     // multiplies cos and sin (YaRN's and LongRoPE's mscale); one set
   int64_t max_position = int64_t(1) << 32;  // positions in [0, max_position) are rotated
+  int64_t sets = 1;
+  const void* attention_factors = nullptr;  // f32 [sets], used when sets > 1
+  const void* set_index = nullptr;          // int32 per sequence, needed when sets > 1; the backend's memory
 };
 
 // Phase steps round(inv_freq[i] / 2pi x 2^64) mod 2^64 computed on the host (in long double: within a
-// unit of the last bit) and uploaded once. Owns its memory.
+// unit of the last bit), and the f32 inv_freq, uploaded once. Owns its memory.
 class FrequencyTable {
  public:
   // `inv_freq`: rotary_dim / 2 inverse frequencies (radians per position), e.g. theta^(-2i/R).
   FrequencyTable(Backend backend, const std::vector<double>& inv_freq, double attention_factor = 1.0,
                  int device = 0);
+  // Several sets of rotary_dim / 2 each, one attention factor per set (Frequencies::set_index picks).
+  FrequencyTable(Backend backend, const std::vector<std::vector<double>>& inv_freq_sets,
+                 const std::vector<double>& attention_factors, int device = 0);
   // The default RoPE frequencies theta^(-2i / rotary_dim).
   static FrequencyTable from_theta(Backend backend, int64_t rotary_dim, double theta, int device = 0);
   ~FrequencyTable();
@@ -123,16 +131,19 @@ class FrequencyTable {
   const Frequencies& view() const { return view_; }
   // The same frequencies in another in-kernel mode (exact or hf_compat).
   Frequencies view(AngleMode mode) const;
-  const std::vector<double>& inv_freq() const { return inv_freq_; }
+  // Set `i` alone (one set, its own factor), in `mode`.
+  Frequencies set(int64_t i, AngleMode mode = AngleMode::exact) const;
+  const std::vector<double>& inv_freq() const { return inv_freq_; }  // every set, one after another
+  const std::vector<double>& attention_factors() const { return factors_; }
   const std::vector<uint64_t>& host_steps() const { return steps_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Frequencies view_;
-  std::vector<double> inv_freq_;
+  std::vector<double> inv_freq_, factors_;
   std::vector<uint64_t> steps_;
-  std::vector<float> inv_freq_f32_;
+  std::vector<float> inv_freq_f32_, factors_f32_;
 };
 
 // Fills a cos/sin table [max_position, rotary_dim / 2] (f32 or bf16, in the backend's memory, which
@@ -216,6 +227,7 @@ struct RopeSpec {
   AngleMode angles = AngleMode::table;  // exact, hf_compat: table_dtype is unused (f32)
   int rotary_offset = 0;            // first rotated dim of a head
   std::optional<DType> out_dtype;   // of q_out and k_out when it differs from dtype (out of place)
+  bool frequency_sets = false;      // in-kernel angles: a set of frequencies per sequence (Frequencies::sets)
   std::array<int, 3> mrope_section{};  // multimodal positions when any is non-zero
   bool mrope_interleaved = false;
   int varlen_depth = 0;       // varlen: steps of the kernel's search over cu_seqlens (indices < 2^depth)

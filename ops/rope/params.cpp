@@ -19,6 +19,9 @@ const char* const kNumSeqs = "num_seqs";
 const char* const kAttentionFactor = "attention_factor";
 const char* const kInvFreq = "inv_freq";
 const char* const kIdsStride = "ids_stride";
+const char* const kSetFactors = "attention_factors";
+const char* const kSetIndex = "set_index";
+const char* const kNumSets = "num_sets";
 const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
 const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
 const char* weight_param(int tensor) { return kWeights[tensor]; }
@@ -48,6 +51,11 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
     else
       p.push_back(Arg::pointer(kInvFreq, DType::f32, true, true));
     p.push_back(Arg::float32(kAttentionFactor));
+    if (spec.frequency_sets) {
+      p.push_back(Arg::pointer(kSetFactors, DType::f32, true, true));
+      p.push_back(Arg::pointer(kSetIndex, DType::i32, true, true));
+      p.push_back(Arg::int64(kNumSets));
+    }
   } else {
     p.push_back(Arg::pointer("cos", spec.table_dtype, true, true));
     p.push_back(Arg::pointer("sin", spec.table_dtype, true, true));
@@ -74,6 +82,10 @@ void pack_rotation_args(ArgPack& a, const Plan& p) {
     a.add(kInvFreq, p.angles.frequencies.inv_freq).add(kAttentionFactor, p.angles.frequencies.attention_factor);
   else
     a.add("cos", p.angles.table.cos).add("sin", p.angles.table.sin);
+  if (p.spec.frequency_sets) {
+    const Frequencies& f = p.angles.frequencies;
+    a.add(kSetFactors, f.attention_factors).add(kSetIndex, f.set_index).add(kNumSets, f.sets);
+  }
   a.add("position_ids", p.positions.ids);
   if (p.spec.multimodal()) a.add(kIdsStride, p.tokens);
   if (p.spec.varlen_depth)

@@ -43,6 +43,13 @@ int64_t check_frequencies(const Frequencies& f, int64_t rotary) {
   if (!std::isfinite(f.attention_factor) || !(f.attention_factor > 0))
     throw Error(fmt::format("frequencies: attention_factor {} must be positive and finite", f.attention_factor));
   if (f.max_position <= 0) throw Error("frequencies: max_position must be positive");
+  if (f.sets < 1 || f.sets > 64) throw Error(fmt::format("frequencies: {} sets; 1 to 64", f.sets));
+  if (f.sets > 1) {
+    if (!f.attention_factors || reinterpret_cast<uintptr_t>(f.attention_factors) % 4)
+      throw Error("frequencies: several sets need attention_factors (f32, one per set)");
+    if (!f.set_index || reinterpret_cast<uintptr_t>(f.set_index) % 4)
+      throw Error("frequencies: several sets need set_index (int32, one per sequence)");
+  }
   return f.max_position;
 }
 }  // namespace
@@ -163,6 +170,15 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   // Positions
   if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
   const bool varlen = positions.cu_seqlens || positions.num_seqs;
+  const Frequencies& freq = angles.frequencies;
+  if (angles.in_kernel && freq.sets > 1 && options.backend == Backend::host) {
+    const int64_t sequences = varlen ? positions.num_seqs : q.batch;
+    for (int64_t i = 0; i < sequences; ++i) {
+      const int32_t v = static_cast<const int32_t*>(freq.set_index)[i];
+      if (v < 0 || v >= freq.sets)
+        throw Error(fmt::format("frequencies: set_index[{}] = {} is outside [0, {})", i, v, freq.sets));
+    }
+  }
   if (varlen) {
     check_varlen(positions, q, max_position, whose, options.backend == Backend::host);
   } else if (positions.ids) {
@@ -191,6 +207,7 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   spec.style = options.style;
   spec.inverse = options.inverse;
   spec.angles = angles.in_kernel ? angles.frequencies.mode : AngleMode::table;
+  spec.frequency_sets = angles.in_kernel && angles.frequencies.sets > 1;
   spec.rotary_offset = int(options.rotary_offset);
   if (options.q_out && options.q_out->dtype != q.dtype) spec.out_dtype = options.q_out->dtype;
   spec.mrope_section = options.mrope_section;

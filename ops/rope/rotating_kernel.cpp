@@ -33,6 +33,16 @@ class RotatingKernel {
   void emit() {
     Token tok = token_and_position(b_, spec_);
     token_ = tok;
+    if (spec_.angles != AngleMode::table) {
+      factor_ = b_.param(kAttentionFactor);
+      set_base_ = b_.i64(0);
+      if (spec_.frequency_sets) {  // this sequence's set of frequencies; one outside the sets: untouched
+        Value set = b_.cast(b_.load(b_.param(kSetIndex) + tok.sequence, 1, {.hint = CacheHint::readonly}), lang::Elem::i64);
+        b_.return_program_if(!b_.ult(set, b_.param(kNumSets)));
+        factor_ = b_.load(b_.param(kSetFactors) + set, 1, {.hint = CacheHint::readonly});
+        set_base_ = set * map_.pairs;
+      }
+    }
     batch_ = tok.batch;
     seq_ = tok.seq;
     Value tid = b_.thread_id();
@@ -148,14 +158,14 @@ class RotatingKernel {
                        b_.select(hw.second, b_.splat(token_.components[2], count), p));
     };
     if (spec_.angles != AngleMode::table) {
-      Value factor = b_.splat(b_.param(kAttentionFactor), count);
+      Value factor = b_.splat(factor_, count);
       std::pair<Value, Value> sc;
       if (spec_.angles == AngleMode::exact) {
-        Value steps = b_.load(b_.param(kPhaseSteps) + first_pair, count,
+        Value steps = b_.load(b_.param(kPhaseSteps) + (set_base_ + first_pair), count,
                               Access{.hint = CacheHint::readonly, .align = std::min(16, count * 8)});
         sc = b_.sincos_turns(positions() * steps);
       } else {
-        Value inv_freq = b_.load(b_.param(kInvFreq) + first_pair, count,
+        Value inv_freq = b_.load(b_.param(kInvFreq) + (set_base_ + first_pair), count,
                                  Access{.hint = CacheHint::readonly, .align = std::min(16, count * 4)});
         sc = b_.sincos(b_.cast(positions(), lang::Elem::f32) * inv_freq);
       }
@@ -346,6 +356,7 @@ class RotatingKernel {
   const std::optional<NormParams>& norm_;
   Mapping map_;
   Token token_;
+  Value factor_, set_base_;  // in-kernel angles: the attention factor and the first pair of the set
   Value batch_, seq_, lane_, chunk_, group_, lane_valid_, eps_;
   std::vector<Value> cos_, sin_;  // per table range
   std::vector<Value> pass_offsets_, pass_valid_;

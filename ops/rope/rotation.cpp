@@ -12,6 +12,7 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
   Token t;
   t.batch = b.udiv(pid, seq_len);
   t.seq = pid - t.batch * seq_len;
+  t.sequence = t.batch;
   if (spec.varlen_depth) {
     // The sequence of this token: the last i <= num_seqs with cu_seqlens[i] <= token, by a branchless
     // binary search of varlen_depth steps (the same few values for every program: cached loads).
@@ -31,6 +32,7 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
                       ? b.cast(b.load(b.param(kSeqStarts) + lo, 1, {.hint = lang::CacheHint::readonly}), lang::Elem::i64)
                       : b.param("position_offset");
     t.position = start + (pid - begin);
+    t.sequence = lo;
   } else if (spec.positions == PositionKind::offset) {
     t.position = b.param("position_offset") + t.seq;
   } else if (spec.multimodal()) {

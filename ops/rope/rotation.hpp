@@ -13,6 +13,7 @@ namespace ropejit::rope {
 // Per-program facts of a rotating kernel: which token, where it sits, its position.
 struct Token {
   lang::Value batch, seq, position;
+  lang::Value sequence;  // the batch row, or (varlen) the packed sequence holding the token
   std::array<lang::Value, 3> components;  // multimodal: the t, h and w positions (position is t's)
 };
 // The token of this program (one per program) and its position; a position outside the table

@@ -45,6 +45,8 @@ void RopeSpec::validate() const {
     throw Error(fmt::format("angle mode {} is neither table, exact nor hf_compat", int(angles)));
   if (angles != AngleMode::table && table_dtype != DType::f32)
     throw Error("in-kernel angles are computed in f32: table_dtype must be f32");
+  if (frequency_sets && angles == AngleMode::table)
+    throw Error("frequency sets are chosen per sequence for in-kernel angles only");
   if (out_dtype && (!is_float(*out_dtype) || in_place || *out_dtype == dtype))
     throw Error(fmt::format("output dtype {} must be a float dtype other than q's, and only out of place",
                             dtype_name(*out_dtype)));
@@ -72,6 +74,7 @@ std::string RopeSpec::key() const {
   // common specs stay short and stable.
   std::string extra;
   if (rotary_offset) extra += fmt::format(".o{}", rotary_offset);
+  if (frequency_sets) extra += ".sets";
   if (out_dtype) extra += fmt::format(".out{}", dtype_name(*out_dtype));
   if (multimodal())
     extra += fmt::format(".mrope{}{}.{}.{}", mrope_interleaved ? "i" : "", mrope_section[0], mrope_section[1],
@@ -170,7 +173,7 @@ size_t hash_value(const RopeSpec& s) {
   for (int v : {s.head_dim, s.rotary_dim, int(s.style), int(s.dtype), int(s.table_dtype), s.q_heads, s.k_heads,
                 int(s.in_place), int(s.positions), int(s.inverse), int(s.angles), s.varlen_depth, int(s.varlen_starts),
                 s.rotary_offset, s.out_dtype ? int(*s.out_dtype) + 1 : 0, s.mrope_section[0], s.mrope_section[1],
-                s.mrope_section[2], int(s.mrope_interleaved)})
+                s.mrope_section[2], int(s.mrope_interleaved), int(s.frequency_sets)})
     h = hash_combine(h, std::hash<int>()(v));
   return h;
 }
