@@ -48,7 +48,8 @@ double Case::bytes() const {
 
 std::string Case::series() const {
   return fmt::format("{}{} d{} {}/{} {}{}{}", op == "rope" ? "" : "qknorm+rope ", dtype_name(dtype), head_dim, q_heads,
-                     k_heads, style == RopeStyle::neox ? "neox" : "gptj", exact_angles ? " exact" : "",
+                     k_heads, style == RopeStyle::neox ? "neox" : "gptj",
+                     !exact_angles ? "" : hf_compat ? " hf_compat" : " exact",
                      varlen_seqs ? fmt::format(" varlen {}", varlen_seqs) : "");
 }
 
@@ -86,6 +87,8 @@ std::vector<Case> default_cases() {
   for (int64_t t : {16384, 65536}) {
     Case c = llama;
     c.exact_angles = true;
+    out.push_back(with_tokens(c, t));
+    c.hf_compat = true;
     out.push_back(with_tokens(c, t));
     Case v = with_tokens(llama, t);
     v.varlen_seqs = 64;
@@ -134,9 +137,10 @@ std::vector<Case> cross_cases(const std::vector<std::string>& ops, const std::ve
 std::vector<Case> CaseOptions::cases() const {
   std::vector<Case> out;
   for (const auto& a : angles.empty() ? std::vector<std::string>{"table"} : angles) {
-    if (a != "table" && a != "exact") throw Error("--angles " + a + ": table or exact");
+    if (a != "table" && a != "exact" && a != "hf_compat") throw Error("--angles " + a + ": table, exact or hf_compat");
     for (Case c : cross_cases(ops, tokens, dtypes, head_dims, heads, styles)) {
-      c.exact_angles = a == "exact";
+      c.exact_angles = a != "table";
+      c.hf_compat = a == "hf_compat";
       out.push_back(c);
     }
   }
@@ -150,7 +154,9 @@ void CaseOptions::add_to(CLI::App& app) {
   app.add_option("--head-dim", head_dims, "head_dim values");
   app.add_option("--heads", heads, "q/k head counts, e.g. 32/8");
   app.add_option("--style", styles, "neox, gptj");
-  app.add_option("--angles", angles, "table (cos/sin read from a table), exact (computed in the kernel)")->delimiter(',');
+  app.add_option("--angles", angles,
+                 "table (cos/sin read from a table), exact (computed in the kernel), hf_compat (from HF's f32 angles)")
+      ->delimiter(',');
 }
 
 Data::Buffer Data::make(size_t bytes) {
@@ -243,10 +249,15 @@ std::vector<uint8_t> Data::read(bool k, int set) const {
   return out;
 }
 
-AngleSource Data::angles() const { return freqs_ ? AngleSource(freqs_->view()) : AngleSource(table_->view()); }
+AngleSource Data::angles() const {
+  const AngleMode mode = c_.hf_compat ? AngleMode::hf_compat : AngleMode::exact;
+  return freqs_ ? AngleSource(freqs_->view(mode)) : AngleSource(table_->view());
+}
 
 ReferenceTable Data::reference_table() const {
-  return freqs_ ? ReferenceTable::from_frequencies(freqs_->inv_freq(), 1.0) : ReferenceTable::from(table_->view());
+  return freqs_ ? ReferenceTable::from_frequencies(freqs_->inv_freq(), 1.0, int64_t(1) << 32,
+                                                  c_.hf_compat ? AngleMode::hf_compat : AngleMode::exact)
+                : ReferenceTable::from(table_->view());
 }
 
 QkNorm Data::norm() const {

@@ -21,6 +21,7 @@ struct Case {
   RopeStyle style = RopeStyle::neox;
   bool decode = false;  // seq 1 per sequence, positions from int32 ids (as in a decode step)
   bool exact_angles = false;  // cos/sin computed in the kernel (FrequencyTable), no table read
+  bool hf_compat = false;     // with exact_angles: from HF's f32 angles (AngleMode::hf_compat)
   int varlen_seqs = 0;        // > 0: the tokens as that many equal sequences packed in one (cu_seqlens)
 
   int64_t tokens() const { return batch * seq; }
