@@ -21,6 +21,13 @@ PositionKind positions_of(const std::string& s) {
   throw Error("unknown positions '" + s + "' (offset, ids32, ids64)");
 }
 
+AngleMode angles_of(const std::string& s) {
+  if (s == "table") return AngleMode::table;
+  if (s == "exact") return AngleMode::exact;
+  if (s == "hf_compat") return AngleMode::hf_compat;
+  throw Error("unknown angles '" + s + "' (table, exact, hf_compat)");
+}
+
 }  // namespace
 
 ManifestSpec spec_from_json(const nlohmann::json& j, size_t index) {
@@ -28,7 +35,8 @@ ManifestSpec spec_from_json(const nlohmann::json& j, size_t index) {
   if (!j.is_object()) throw bad("not a JSON object");
   static const std::set<std::string> known = {"op",        "head_dim", "rotary_dim", "style",     "dtype",
                                               "table_dtype", "q_heads", "k_heads",    "in_place", "positions",
-                                              "weight_dtype", "one_plus_weight"};
+                                              "weight_dtype", "one_plus_weight", "rotary_offset", "out_dtype",
+                                              "angles", "mrope_section", "mrope_interleaved", "frequency_sets"};
   for (const auto& [k, v] : j.items())
     if (!known.count(k)) throw bad(fmt::format("unknown field \"{}\"", k));
   for (const char* f : {"head_dim", "q_heads", "k_heads", "dtype", "style"})
@@ -55,7 +63,7 @@ ManifestSpec spec_from_json(const nlohmann::json& j, size_t index) {
   if (m.op != "rope" && m.op != "qk_norm_rope") throw bad("unknown op '" + m.op + "' (rope, qk_norm_rope)");
   RopeSpec& s = m.rope;
   s.head_dim = integer("head_dim", 2, 512);
-  s.rotary_dim = j.contains("rotary_dim") ? integer("rotary_dim", 2, 512) : s.head_dim;
+  s.rotary_dim = j.contains("rotary_dim") ? integer("rotary_dim", 2, 512) : s.head_dim;  // less rotary_offset, below
   std::string style = text("style", "neox");
   if (style != "neox" && style != "gptj") throw bad("unknown style '" + style + "' (neox, gptj)");
   s.style = style == "neox" ? RopeStyle::neox : RopeStyle::gptj;
@@ -65,6 +73,21 @@ ManifestSpec spec_from_json(const nlohmann::json& j, size_t index) {
   s.k_heads = integer("k_heads", 0, 4096);
   s.in_place = flag("in_place", true);
   s.positions = positions_of(text("positions", "offset"));
+  if (j.contains("rotary_offset")) s.rotary_offset = integer("rotary_offset", 0, 510);
+  if (j.contains("rotary_dim") == false) s.rotary_dim = s.head_dim - s.rotary_offset;
+  if (j.contains("out_dtype")) s.out_dtype = dtype_of(text("out_dtype", "f32"));
+  s.angles = angles_of(text("angles", "table"));
+  s.frequency_sets = flag("frequency_sets", false);
+  s.mrope_interleaved = flag("mrope_interleaved", false);
+  if (j.contains("mrope_section")) {
+    const auto& v = j.at("mrope_section");
+    if (!v.is_array() || v.size() != 3) throw bad("\"mrope_section\" must be an array of 3 integers");
+    for (size_t i = 0; i < 3; ++i) {
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 0 || v[i].get<int64_t>() > 256)
+        throw bad(fmt::format("\"mrope_section\"[{}] must be an integer from 0 to 256", i));
+      s.mrope_section[i] = int(v[i].get<int64_t>());
+    }
+  }
   m.weight_dtype = dtype_of(text("weight_dtype", "f32"));
   m.one_plus_weight = flag("one_plus_weight", false);
   if (m.op == "rope" && (j.contains("weight_dtype") || j.contains("one_plus_weight")))
