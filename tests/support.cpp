@@ -286,6 +286,20 @@ void check_matrix(RopeStyle style, DType dtype, Backend backend) {
   MESSAGE(cases.size() << " cases on the " << (backend == Backend::cuda ? "GPU" : "host backend"));
 }
 
+void* Placement::place(const void* data, size_t bytes) {
+  if (backend_ == Backend::host) return const_cast<void*>(data);
+  buffers_.push_back(std::make_unique<DeviceBuffer>(bytes));
+  buffers_.back()->upload(data, bytes);
+  return buffers_.back()->data();
+}
+
+void Placement::fetch(const void* placed, void* host, size_t bytes) {
+  if (backend_ == Backend::host) return;
+  synchronize();
+  for (auto& b : buffers_)
+    if (b->data() == placed) b->download(host, bytes);
+}
+
 int check_frequency_sets(Backend backend) {
   const int64_t H = 4, D = 64, P = D / 2;
   std::mt19937_64 rng(4242);
@@ -297,19 +311,8 @@ int check_frequency_sets(Backend backend) {
     longer[size_t(i)] = base[size_t(i)] / (1.0 + 0.9 * double(i));
   }
   FrequencyTable sets(backend, {shorter, longer}, {1.0, 1.19});
-  std::vector<std::unique_ptr<DeviceBuffer>> bufs;
-  auto place = [&](const void* data, size_t bytes) -> void* {
-    if (backend == Backend::host) return const_cast<void*>(data);
-    bufs.push_back(std::make_unique<DeviceBuffer>(bytes));
-    bufs.back()->upload(data, bytes);
-    return bufs.back()->data();
-  };
-  auto fetch = [&](const void* dev, std::vector<float>& host) {
-    if (backend == Backend::host) return;
-    synchronize();
-    for (auto& b : bufs)
-      if (b->data() == dev) b->download(host.data(), host.size() * 4);
-  };
+  Placement placed(backend);
+  auto place = [&](const void* data, size_t bytes) { return placed.place(data, bytes); };
   int checked = 0;
   for (bool varlen : {true, false})
     for (AngleMode mode : {AngleMode::exact, AngleMode::hf_compat}) {
@@ -333,7 +336,7 @@ int check_frequency_sets(Backend backend) {
       opt.q_out = TensorView::bshd(place(y.data(), y.size() * 4), DType::f32, B, S, H, D);
       const TensorView xv = TensorView::bshd(place(x.data(), x.size() * 4), DType::f32, B, S, H, D);
       apply_rope(xv, nullptr, pos, f, opt);
-      fetch(opt.q_out->data, y);
+      placed.fetch(opt.q_out->data, y.data(), y.size() * 4);
       // Each sequence's tokens again, with its set alone (host backend), against the fp64 reference.
       for (int64_t i = 0; i < seqs; ++i) {
         const int64_t first = varlen ? cu[size_t(i)] : i * S, n = varlen ? cu[size_t(i) + 1] - first : S;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -74,6 +75,19 @@ std::vector<Case> matrix(RopeStyle style, DType dtype);
 // doctest checks of one case (q, k, and nothing written outside the outputs), and of a whole matrix.
 void check_case(const Case& c, Backend backend, uint64_t seed);
 void check_matrix(RopeStyle style, DType dtype, Backend backend);
+
+// Copies of host data on a backend (the host data itself on the host backend), freed together.
+class Placement {
+ public:
+  explicit Placement(Backend backend) : backend_(backend) {}
+  void* place(const void* data, size_t bytes);
+  // The bytes of a placed copy back into `host` (after a synchronize); nothing on the host backend.
+  void fetch(const void* placed, void* host, size_t bytes);
+
+ private:
+  Backend backend_;
+  std::vector<std::unique_ptr<DeviceBuffer>> buffers_;
+};
 
 // Frequency sets chosen per sequence (Frequencies::set_index), on a backend: a varlen batch and a
 // dense one, exact and hf_compat, each sequence rotated by its set equals, bit for bit, the same

@@ -689,13 +689,8 @@ FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
   auto ref_q = reference_qk_norm_rope(q.view, wq.data(), hn, host_pos, rt, opt);
   auto ref_k = reference_qk_norm_rope(k.view, wk.data(), hn, host_pos, rt, opt);
   // Device (or host) copies of everything the call reads and writes.
-  std::vector<std::unique_ptr<DeviceBuffer>> bufs;
-  auto place = [&](const void* data, size_t bytes) -> void* {
-    if (backend == Backend::host) return const_cast<void*>(data);
-    bufs.push_back(std::make_unique<DeviceBuffer>(bytes));
-    bufs.back()->upload(data, bytes);
-    return bufs.back()->data();
-  };
+  Placement placed(backend);
+  auto place = [&](const void* data, size_t bytes) { return placed.place(data, bytes); };
   TensorView qv = q.view, kv = k.view, qov = qo.view, kov = ko.view;
   qv.data = place(q.bytes.data(), q.bytes.size());
   kv.data = place(k.bytes.data(), k.bytes.size());
@@ -711,10 +706,8 @@ FusedResult run_fused(const FusedCase& f, Backend backend, uint64_t seed) {
   r.q = qo.bytes;
   r.k = ko.bytes;
   if (backend == Backend::cuda) {
-    synchronize();
-    for (auto [dst, view] : {std::pair{&r.q, qov}, std::pair{&r.k, kov}})
-      for (auto& b : bufs)
-        if (b->data() == view.data) b->download(dst->data(), dst->size());
+    placed.fetch(qov.data, r.q.data(), r.q.size());
+    placed.fetch(kov.data, r.k.data(), r.k.size());
   } else {
     r.q = f.in_place ? q.bytes : qo.bytes;
     r.k = f.in_place ? k.bytes : ko.bytes;

@@ -144,7 +144,7 @@ def main():
         failed += not ok
         size = f"{len(inv)}" if len(inv) == len(hf_inv) else f"{len(inv)}/{len(hf_inv)}"
         print(f"{name:30} {size:>5} {worst:17.3e} {att:18.12f} {hf_att:12.9f} {att_rel:9.2e}  {'PASS' if ok else 'FAIL'}")
-    print("FAILED" if failed else "all variants agree", f"({failed} failed)" if failed else "")
+    print(f"FAILED: {failed} variant(s)" if failed else "all variants agree")
     return 1 if failed else 0
 
 
