@@ -3,6 +3,7 @@
 // multimodal positions (Qwen2-VL sections, Qwen3-VL interleaved), HuggingFace's f32 angles
 // (hf_compat), the backward as the forward's gradient (finite differences), and their bad input.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -305,4 +306,96 @@ TEST_CASE("variants: bad input names the problem and writes nothing") {
   check_error([&] { apply_rope(qv, nullptr, Positions::contiguous(0), table.view(), o); }, ErrorKind::invalid_argument,
               {"q_out"});
   CHECK(std::all_of(iout.begin(), iout.end(), [](int32_t v) { return v == 3; }));
+}
+
+namespace {
+// Random q and k of a model's shape, rotated on the host from its config and checked against the
+// fp64 reference of the same frequencies.
+void check_model(const std::string& config, const Positions& host_pos, int64_t seq, uint64_t seed) {
+  const ModelRope m = rope_from_config(config);
+  std::mt19937_64 rng(seed);
+  HostTensor q(Layout::bshd, DType::bf16, 1, seq, m.q_heads, m.head_dim), k(Layout::bshd, DType::bf16, 1, seq, m.kv_heads, m.head_dim);
+  q.fill_random(rng);
+  k.fill_random(rng);
+  RopeOptions opt = m.options();
+  opt.backend = Backend::host;
+  const RopeFrequencies f = m.frequencies(seq);
+  const auto freqs = m.frequency_table(Backend::host, seq);
+  const auto table = ReferenceTable::from_frequencies(f.inv_freq, f.attention_factor);
+  const auto ref_q = reference_rope(q.view, host_pos, table, opt), ref_k = reference_rope(k.view, host_pos, table, opt);
+  apply_rope(q.view, &k.view, host_pos, freqs.view(), opt);
+  const auto cq = compare_to_reference(q.view, ref_q), ck = compare_to_reference(k.view, ref_k);
+  CHECK_MESSAGE(cq.ok(), cq.first_mismatch);
+  CHECK_MESSAGE(ck.ok(), ck.first_mismatch);
+}
+}  // namespace
+
+TEST_CASE("variants: q and k of real models rotated from their config.json (DeepSeek-V3, Qwen3-VL, Llama 3.1, Phi-3)") {
+  const int64_t S = 6;
+  SUBCASE("DeepSeek-V3: YaRN with mscale, the last 64 of 192 dims, interleaved") {
+    const std::string cfg = R"({"model_type":"deepseek_v3","hidden_size":7168,"num_attention_heads":8,
+      "num_key_value_heads":8,"qk_nope_head_dim":128,"qk_rope_head_dim":64,"v_head_dim":128,
+      "max_position_embeddings":163840,"rope_theta":10000,"rope_scaling":{"type":"yarn","factor":40,
+      "original_max_position_embeddings":4096,"beta_fast":32,"beta_slow":1,"mscale":1.0,"mscale_all_dim":1.0}})";
+    const auto m = rope_from_config(cfg);
+    CHECK(m.rotary_offset == 128);
+    CHECK(m.rotary_dim == 64);
+    check_model(cfg, Positions::contiguous(100000), S, 1);
+  }
+  SUBCASE("Qwen3-VL: interleaved multimodal sections 24/20/20") {
+    std::vector<int64_t> ids(3 * S);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t(7 + 13 * i);
+    check_model(R"({"model_type":"qwen3_vl","text_config":{"hidden_size":4096,"num_attention_heads":4,
+      "num_key_value_heads":2,"head_dim":128,"rope_theta":5000000,"rope_scaling":{"mrope_interleaved":true,
+      "mrope_section":[24,20,20],"rope_type":"default"}}})",
+                Positions::multimodal(ids.data(), DType::i64), S, 2);
+  }
+  SUBCASE("Llama 3.1: llama3 scaling") {
+    check_model(R"({"hidden_size":4096,"num_attention_heads":32,"num_key_value_heads":8,"max_position_embeddings":131072,
+      "rope_theta":500000.0,"rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+      "original_max_position_embeddings":8192,"rope_type":"llama3"}})",
+                Positions::contiguous(120000), S, 3);
+  }
+  SUBCASE("Phi-3: LongRoPE, a short and a long sequence in one varlen batch, each with its set") {
+    std::string shorts, longs;
+    for (int i = 0; i < 48; ++i) {
+      shorts += fmt::format("{}{}", i ? "," : "", 1.0 + 0.05 * i);
+      longs += fmt::format("{}{}", i ? "," : "", 4.0 + 0.2 * i);
+    }
+    const std::string cfg = fmt::format(
+        R"({{"model_type":"phi3","hidden_size":3072,"num_attention_heads":32,"num_key_value_heads":32,
+        "max_position_embeddings":131072,"original_max_position_embeddings":4096,"rope_theta":10000.0,
+        "rope_scaling":{{"type":"longrope","short_factor":[{}],"long_factor":[{}]}}}})",
+        shorts, longs);
+    const ModelRope m = rope_from_config(cfg);
+    CHECK(m.set_for(4096) == 0);
+    CHECK(m.set_for(4097) == 1);
+    // Two sequences: one ends at position 100 (short factors), one at 9000 (long factors).
+    const std::vector<int32_t> cu = {0, 3, 6}, starts = {97, 8997};
+    const std::vector<int32_t> index = {m.set_for(100), m.set_for(9000)};
+    CHECK(index == std::vector<int32_t>{0, 1});
+    std::mt19937_64 rng(4);
+    HostTensor q(Layout::bshd, DType::bf16, 1, 6, 4, m.head_dim);
+    q.fill_random(rng);
+    const HostTensor q0 = q;
+    const auto sets = m.frequency_sets(Backend::host);
+    Frequencies f = sets.view();
+    f.set_index = index.data();
+    RopeOptions opt = m.options();
+    opt.backend = Backend::host;
+    apply_rope(q.view, nullptr, Positions::varlen(cu.data(), DType::i32, 2, starts.data()), f, opt);
+    for (int s = 0; s < 2; ++s) {
+      const RopeFrequencies fs = m.frequencies(s == 0 ? 100 : 9000);
+      CHECK(fs.attention_factor == sets.attention_factors()[size_t(s)]);
+      TensorView in = q0.view, out = q.view;
+      in.seq = out.seq = 3;
+      in.data = const_cast<uint8_t*>(q0.bytes.data()) + size_t(3 * s) * size_t(in.stride_seq) * 2;
+      out.data = q.bytes.data() + size_t(3 * s) * size_t(out.stride_seq) * 2;
+      const auto ref = reference_rope(in, Positions::contiguous(starts[size_t(s)]),
+                                      ReferenceTable::from_frequencies(fs.inv_freq, fs.attention_factor), opt);
+      const auto c = compare_to_reference(out, ref);
+      INFO("sequence " << s);
+      CHECK_MESSAGE(c.ok(), c.first_mismatch);
+    }
+  }
 }

@@ -61,6 +61,17 @@ struct ModelRope {
   // longrope: long_factor when seq_len > original_max_position_embeddings, else short_factor. The
   // others ignore seq_len. Throws Error for seq_len < 0 or fields that do not fit together.
   RopeFrequencies frequencies(int64_t seq_len = 0) const;
+
+  // What the kernels take. The layout: style, rotary_dim, rotary_offset and the multimodal sections
+  // (backend, outputs and configs are the caller's to set).
+  RopeOptions options() const;
+  // The frequencies for calls up to `seq_len` tokens, uploaded for in-kernel angles.
+  FrequencyTable frequency_table(Backend backend, int64_t seq_len = 0, int device = 0) const;
+  // Every set a batch may need, to choose per sequence (Frequencies::set_index): LongRoPE's short
+  // (set 0) and long (set 1) factors; one set for the others. set_for(n) is the set of a sequence
+  // whose last position is n - 1 (LongRoPE: long past original_max_position_embeddings).
+  FrequencyTable frequency_sets(Backend backend, int device = 0) const;
+  int32_t set_for(int64_t seq_len) const;
 };
 
 // The building blocks (ModelRope::frequencies calls these). Each checks its arguments (Error).

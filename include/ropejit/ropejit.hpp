@@ -15,4 +15,5 @@
 #include "ropejit/language.hpp"
 #include "ropejit/qk_norm_rope.hpp"
 #include "ropejit/rope.hpp"
+#include "ropejit/model.hpp"
 #include "ropejit/testing.hpp"
