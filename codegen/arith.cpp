@@ -354,7 +354,9 @@ namespace ropejit::lang {
 // sin and cos of an f32 angle in radians, accurately at any magnitude: the angle a = m x 2^e (m the
 // 24-bit significand) is reduced to turns exactly in integers, Payne-Hanek style: the phase is
 // m x floor(2^(64 + e) / 2pi) mod 2^64, the 64 bits of 1/(2pi) that matter at this exponent taken
-// from its first 192 bits; what is dropped (m times a fraction below 1) is under 2^-40 of a turn.
+// from its first 192 bits (angles below 2^-40 rad give phase 0, which sincos_turns turns into sin 0,
+// cos 1; f32's largest, 2^128, still fits); what is dropped (m times a fraction below 1) is under
+// 2^-40 of a turn.
 // Then sincos_turns. Negative angles negate the phase.
 std::pair<V, V> Builder::sincos(V radians) {
   if (radians.elem() != Elem::f32) throw misuse("sincos takes f32 radians, got " + type_name(radians));
@@ -369,18 +371,16 @@ std::pair<V, V> Builder::sincos(V radians) {
   V normal = biased != i64c(0);
   V m = select(normal, fraction | i64c(0x800000), fraction);
   V s = select(normal, biased - i64c(150), i64c(uint64_t(-149))) + i64c(64);  // a = m x 2^(s - 64)
-  // Shifts by amounts outside [0, 64) give 0 (LLVM's own shifts would be poison there).
-  auto shifted = [&](uint64_t word, V amount, bool left) {
-    V in_range = ult(amount, i64c(64));
-    llvm::Value* x = im.use(i64c(word));
-    llvm::Value* n = im.use(select(in_range, amount, i64c(0)));
-    V r = im.wrap(left ? im.ir.CreateShl(x, n) : im.ir.CreateLShr(x, n), Elem::i64, w);
-    return select(in_range, r, i64c(0));
-  };
-  // floor(2^192 / 2pi) in three words, most significant first.
+  // floor(2^192 / 2pi) in three words, most significant first. The window is a funnel shift of two
+  // adjacent words (s < 64: a zero word, then the
+  // first one).
   const uint64_t w0 = 0x28be60db9391054aull, w1 = 0x7f09d5f47d4d3770ull, w2 = 0x36d8a5664f10e410ull;
-  V c = shifted(w0, i64c(64) - s, false) | shifted(w0, s - i64c(64), true) | shifted(w1, i64c(128) - s, false) |
-        shifted(w1, s - i64c(128), true) | shifted(w2, i64c(192) - s, false);
+  V below64 = s < i64c(64), below128 = s < i64c(128);
+  V hi = select(below64, i64c(0), select(below128, i64c(w0), i64c(w1)));
+  V lo = select(below64, i64c(w0), select(below128, i64c(w1), i64c(w2)));
+  llvm::Value* window = im.ir.CreateIntrinsic(llvm::Intrinsic::fshl, {im.type_of(Elem::i64, w)},
+                                              {im.use(hi), im.use(lo), im.use(s & i64c(63))});
+  V c = select(s > i64c(0), im.wrap(window, Elem::i64, w), i64c(0));  // s <= 0: below 2^-40 of a turn
   V phase = m * c;
   return sincos_turns(select(negative, i64c(0) - phase, phase));
 }
