@@ -141,7 +141,13 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c, bool norm) {
 LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes, bool norm) {
   LaunchConfig c;
   c.vector_width = std::min(max_vector_width(spec), std::max(1, width_cap));
-  while (max_vector_width(spec) % c.vector_width) c.vector_width /= 2;
+  // In-kernel angles: every head group of a program computes its chunk's sin and cos again, so
+  // narrower chunks (more lanes per head, fewer groups) and four heads per thread share that work.
+  // H100 sweep, Llama-3-8B at 16K tokens (ropejit-tune --angles exact,hf_compat): t256.w2.u4 was
+  // best for both (95.9% and 95.8% of copy) where the table path's shape t256.w8.u2.cs gave 94.6%
+  // and 70.4%.
+  const bool in_kernel = spec.angles != AngleMode::table && !norm;
+  if (in_kernel) c.vector_width = std::min(c.vector_width, 2);
   int chunks = lanes_per_head(spec, c.vector_width, norm);
   // About one q head per thread, up to 256 threads: on the H100 the sweeps (docs/tune-h100.txt) put
   // 256-512 threads with one or two heads per thread ahead of fewer threads walking more heads
@@ -152,13 +158,13 @@ LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_
   // best where the lanes fill a power of two (d128 32/8 and 32/4: t128.w8.u2.cs, 96.9% and 96.3%);
   // with padded lanes four were (d96 32/8: t64.w8.u4.cs 93.3%, t128.w8.u2.cs 90.6%).
   const bool padded = chunks > spec.pairs() / c.vector_width;
-  const int heads_per_group = !norm ? 1 : padded ? 4 : 2;
+  const int heads_per_group = in_kernel ? 4 : !norm ? 1 : padded ? 4 : 2;
   while (threads < chunks * ((spec.q_heads + heads_per_group - 1) / heads_per_group) && threads < 256) threads *= 2;
   while (threads < chunks) threads *= 2;
   c.threads = std::min(threads, 1024);
   int g = std::max(1, c.threads / chunks);
   int per_thread = (spec.q_heads + g - 1) / g + (spec.k_heads + g - 1) / g;
-  c.unroll = std::clamp(per_thread, 1, norm ? heads_per_group : 8);
+  c.unroll = std::clamp(per_thread, 1, norm || in_kernel ? heads_per_group : 8);
   // Evict-first (.cs) 16-byte accesses: in the H100 sweeps (docs/tune-h100.txt) they gained 0.6-2
   // points of copy bandwidth for every shape moving (reads plus writes) up to ~12x the L2 (up to 16K
   // tokens of Llama-3-8B) and lost 0.1-0.4 from ~13x on.
