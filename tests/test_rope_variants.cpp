@@ -55,7 +55,7 @@ TEST_CASE("variants: a rotary part inside the head (rotary_offset): DeepSeek's l
 TEST_CASE("variants: outputs of another dtype (bf16 in, f32 out, and the reverse), partial rotary copied across") {
   uint64_t seed = 7200;
   const DType pairs[][2] = {{DType::bf16, DType::f32}, {DType::f16, DType::f32}, {DType::f32, DType::bf16},
-                            {DType::bf16, DType::f16}, {DType::f32, DType::f16}};
+                            {DType::bf16, DType::f16}, {DType::f16, DType::bf16}, {DType::f32, DType::f16}};
   for (const auto& p : pairs)
     for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
       for (int rotary : {128, 64})
@@ -268,7 +268,7 @@ TEST_CASE("variants: bad input names the problem and writes nothing") {
   expect(o, Positions::contiguous(0), table.view(), {"mrope_interleaved"});
   o = opts();
   o.mrope_section = {8, 12, 12};
-  expect(o, Positions::multimodal(ids3_far.data(), DType::i32), table.view(), {"id 99", "token 5"});
+  expect(o, Positions::multimodal(ids3_far.data(), DType::i32), table.view(), {"id 99", "w of token 1"});
   expect(o, Positions::multimodal(nullptr, DType::i32), table.view(), {"null ids"});
   Frequencies no_inv = freqs.view(AngleMode::hf_compat);
   no_inv.inv_freq = nullptr;

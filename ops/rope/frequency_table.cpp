@@ -3,6 +3,7 @@
 // less than 2^-32 of a turn).
 #include <fmt/format.h>
 
+#include <cfloat>
 #include <cmath>
 
 #include "ropejit/device.hpp"
@@ -42,9 +43,9 @@ FrequencyTable::FrequencyTable(Backend backend, const std::vector<std::vector<do
     if (sets[k].size() != pairs)
       throw Error(fmt::format("frequencies: set {} has {} inverse frequencies, set 0 has {}", k, sets[k].size(), pairs));
     for (size_t i = 0; i < pairs; ++i)
-      if (!std::isfinite(sets[k][i]) || sets[k][i] < 0)
-        throw Error(fmt::format("frequencies: inv_freq[{}] = {} must be finite and not negative", k * pairs + i,
-                                sets[k][i]));
+      if (!std::isfinite(sets[k][i]) || sets[k][i] < 0 || sets[k][i] > double(FLT_MAX))
+        throw Error(fmt::format("frequencies: inv_freq[{}] = {} must be finite (in f32 too) and not negative",
+                                k * pairs + i, sets[k][i]));
     const double f = attention_factors[k];
     if (!std::isfinite(f) || !(f > 0) || f > 1e30)
       throw Error(fmt::format("frequencies: attention_factor {} must be positive and finite", f));

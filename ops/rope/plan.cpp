@@ -140,11 +140,13 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
                                   options.rotary_offset, q.head_dim)
                     : fmt::format("rotary_dim {} is larger than head_dim {}", rotary, q.head_dim));
   const bool multimodal = options.mrope_section[0] || options.mrope_section[1] || options.mrope_section[2];
+  if (positions.components != 1 && positions.components != 3)
+    throw Error(fmt::format("positions: {} ids per token; 1, or 3 for multimodal RoPE", positions.components));
   if (multimodal != (positions.components == 3))
     throw Error(multimodal ? "mrope_section: multimodal RoPE needs three ids per token (Positions::multimodal)"
                            : "positions: three ids per token (Positions::multimodal) need mrope_section");
-  if (positions.components != 1 && positions.components != 3)
-    throw Error(fmt::format("positions: {} ids per token; 1, or 3 for multimodal RoPE", positions.components));
+  if (multimodal && (positions.cu_seqlens || positions.num_seqs))
+    throw Error("positions: multimodal RoPE takes per-token ids, not varlen positions");
   if (options.mrope_interleaved && !multimodal) throw Error("mrope_interleaved: given without mrope_section");
   if (multimodal) {
     int64_t sum = 0;
@@ -170,15 +172,6 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   // Positions
   if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
   const bool varlen = positions.cu_seqlens || positions.num_seqs;
-  const Frequencies& freq = angles.frequencies;
-  if (angles.in_kernel && freq.sets > 1 && options.backend == Backend::host) {
-    const int64_t sequences = varlen ? positions.num_seqs : q.batch;
-    for (int64_t i = 0; i < sequences; ++i) {
-      const int32_t v = static_cast<const int32_t*>(freq.set_index)[i];
-      if (v < 0 || v >= freq.sets)
-        throw Error(fmt::format("frequencies: set_index[{}] = {} is outside [0, {})", i, v, freq.sets));
-    }
-  }
   if (varlen) {
     check_varlen(positions, q, max_position, whose, options.backend == Backend::host);
   } else if (positions.ids) {
@@ -191,8 +184,11 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
         int64_t p = positions.ids_dtype == DType::i32 ? static_cast<const int32_t*>(positions.ids)[i]
                                                       : static_cast<const int64_t*>(positions.ids)[i];
         if (p < 0 || p >= max_position)
-          throw Error(fmt::format("positions: id {} at token {} is outside {} [0, {})", p, i, whose,
-                                  max_position));
+          throw Error(positions.components == 1
+                          ? fmt::format("positions: id {} at token {} is outside {} [0, {})", p, i, whose, max_position)
+                          : fmt::format("positions: id {} ({} of token {}) is outside {} [0, {})", p,
+                                        "thw"[i / std::max<int64_t>(tokens, 1)], i % std::max<int64_t>(tokens, 1),
+                                        whose, max_position));
       }
     }
   } else if (positions.offset < 0) {
@@ -200,6 +196,18 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   } else if (positions.offset > max_position - q.seq) {  // no overflow
     throw Error(fmt::format("positions: offset {} + seq {} runs past {} max_position {}", positions.offset,
                             q.seq, whose, max_position));
+  }
+
+  // Frequency sets: on the host backend each sequence's index is checked (the GPU's kernel leaves a
+  // sequence whose index is outside the sets untouched); after the positions, so num_seqs is valid.
+  const Frequencies& freq = angles.frequencies;
+  if (angles.in_kernel && freq.sets > 1 && options.backend == Backend::host) {
+    const int64_t sequences = varlen ? positions.num_seqs : q.batch;
+    for (int64_t i = 0; i < sequences; ++i) {
+      const int32_t v = static_cast<const int32_t*>(freq.set_index)[i];
+      if (v < 0 || v >= freq.sets)
+        throw Error(fmt::format("frequencies: set_index[{}] = {} is outside [0, {})", i, v, freq.sets));
+    }
   }
 
   spec.head_dim = int(q.head_dim);

@@ -87,8 +87,9 @@ ReferenceResult reference_rotation(const TensorView& x, const Positions& positio
     if (layout.mrope_interleaved) return i % 3 == 1 && i < 3 * sec[1] ? 1 : i % 3 == 2 && i < 3 * sec[2] ? 2 : 0;
     return i < sec[0] ? 0 : i < sec[0] + sec[1] ? 1 : 2;
   };
-  // A narrower output rounds the part passed through (within half an ulp); otherwise it is bit-exact.
-  const bool narrows = layout.q_out && dtype_size(layout.q_out->dtype) < dtype_size(x.dtype);
+  // An output that cannot hold every input value (anything but f32, from another dtype: f16 <-> bf16
+  // too) rounds the part passed through (within half an ulp); otherwise it is bit-exact.
+  const bool narrows = layout.q_out && layout.q_out->dtype != x.dtype && layout.q_out->dtype != DType::f32;
   std::vector<double> cos_row(size_t(rotary_dim / 2)), sin_row(size_t(rotary_dim / 2));
   const double sin_sign = layout.inverse ? -1.0 : 1.0;
   const int64_t D = x.head_dim, R = rotary_dim, P = R / 2;

@@ -5,7 +5,7 @@
 //
 // RoPE: L = C lanes; no shared memory, no barriers. With the norm, L is C rounded up to a power of
 // two (lanes past C load a valid chunk, add nothing and store nothing), every lane also loads its
-// share of the part past rotary_dim, and each head's sum of squares is reduced over its L lanes
+// share of the dims outside the rotary part, and each head's sum of squares is reduced over its L lanes
 // (warp shuffles, and shared memory where L > 32) before the scale, the weight and the rotation;
 // fp32 throughout, rounded once.
 #include "ops/rope/rotating_kernel.hpp"
@@ -84,7 +84,7 @@ class RotatingKernel {
     Value out_base;           // element offset of the head's first element, output
     Value valid;              // head < heads, or empty when always true
     std::vector<Value> x;     // loaded rotary parts, f32
-    std::vector<Value> pass;  // loaded parts past rotary_dim: raw bits (RoPE) or f32 (norm)
+    std::vector<Value> pass;  // loaded parts outside the rotary part: raw bits (RoPE) or f32 (norm)
   };
 
   // Tensor 0 is q, 1 is k. In place reads through the out pointer and strides (they equal the in ones).
@@ -244,7 +244,7 @@ class RotatingKernel {
       if (pipelined && first + unroll < slots.size()) next = load_batch(first + unroll);
       if (norm_) normalise(acc);
       for (Loaded& a : acc) {
-        // Padded lanes store no rotary part, but do store their share of the part past rotary_dim.
+        // Padded lanes store no rotary part, but do store their share of the dims outside the rotary part.
         Value rotary_keep = a.valid;
         if (lane_valid_.valid()) rotary_keep = a.valid.valid() ? (a.valid & lane_valid_) : lane_valid_;
         auto store_rotary = [&] {
@@ -319,8 +319,9 @@ class RotatingKernel {
     return s;
   }
 
-  // The part past rotary_dim: lane l takes chunks l, l + L, ... of [rotary_dim, head_dim). Offsets past
-  // the end are clamped; their stores are skipped (and the norm counts them as zero).
+  // The dims outside the rotary part (before rotary_offset, after it + rotary_dim): lane l takes their
+  // chunks l, l + L, ... Offsets past the end are
+  // clamped; their stores are skipped (and the norm counts them as zero).
   void compute_pass_offsets() {
     for (int j = 0; j * map_.lanes < map_.pass_chunks; ++j) {
       Value idx = lane_ + int64_t(j) * map_.lanes;
