@@ -283,7 +283,7 @@ void check_matrix(RopeStyle style, DType dtype, Backend backend) {
   auto cases = matrix(style, dtype);
   uint64_t seed = 1000;
   for (const auto& c : cases) check_case(c, backend, seed++);
-  MESSAGE(cases.size() << " cases on the " << (backend == Backend::cuda ? "GPU" : "host backend"));
+  MESSAGE(cases.size() << " cases on the " << std::string(backend == Backend::cuda ? "GPU" : "host backend"));
 }
 
 void* Placement::place(const void* data, size_t bytes) {
