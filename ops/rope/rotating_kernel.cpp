@@ -122,9 +122,7 @@ class RotatingKernel {
   // Multimodal RoPE: for `count` pairs from `first_pair`, whether each takes the height (1) or the
   // width (2) position; the others take the temporal one.
   std::pair<Value, Value> mrope_components(Value first_pair, int count) {
-    std::vector<int64_t> iota_values(static_cast<size_t>(count));
-    for (int e = 0; e < count; ++e) iota_values[size_t(e)] = e;
-    Value pair = b_.splat(first_pair, count) + constant_i64(iota_values);
+    Value pair = b_.splat(first_pair, count) + constant_i64(iota(count));
     const auto& sec = spec_.mrope_section;
     if (!spec_.mrope_interleaved)
       return {(pair >= double(sec[0])) & (pair < double(sec[0] + sec[1])), pair >= double(sec[0] + sec[1])};
@@ -132,7 +130,7 @@ class RotatingKernel {
     return {(m3 == 1.0) & (pair < double(3 * sec[1])), (m3 == 2.0) & (pair < double(3 * sec[2]))};
   }
 
-  Value constant_i64(const std::vector<int64_t>& values) {
+  Value constant_i64(const std::vector<int>& values) {
     const int n = int(values.size());
     Value v = b_.splat(b_.i64(values[0]), n);
     for (int e = 1; e < n; ++e) {
