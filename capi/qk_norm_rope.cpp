@@ -1,9 +1,10 @@
-// ropejit_qk_norm_rope and ropejit_qk_norm_rope_warm_up.
+// ropejit_qk_norm_rope, ropejit_qk_norm_rope_warm_up and ropejit_qk_norm_rope_prepare.
 #include <fmt/format.h>
 
 #include "capi/call.hpp"
 #include "capi/device_scope.hpp"
 #include "capi/error_boundary.hpp"
+#include "capi/prepared.hpp"
 
 namespace ropejit::capi {
 namespace {
@@ -55,6 +56,19 @@ ropejit_status ropejit_qk_norm_rope_warm_up(const DLTensor* q, const DLTensor* k
     NormCall c = read_norm_call(q, k, q_out, k_out, q_weight, k_weight, positions, table, options);
     DeviceScope scope(c.call.place);
     warm_up(c.call.q, c.call.k_ptr(), c.call.positions, c.call.table, c.norm, c.call.options);
+  });
+}
+
+ropejit_status ropejit_qk_norm_rope_prepare(const DLTensor* q, const DLTensor* k, const DLTensor* q_out,
+                                            const DLTensor* k_out, const DLTensor* q_weight, const DLTensor* k_weight,
+                                            const DLTensor* positions, const ropejit_table* table,
+                                            const ropejit_options* options, ropejit_prepared** out) {
+  return guarded("ropejit_qk_norm_rope_prepare", [&] {
+    if (!out) throw Error("out: null");
+    NormCall c = read_norm_call(q, k, q_out, k_out, q_weight, k_weight, positions, table, options);
+    DeviceScope scope(c.call.place);
+    publish(out, prepare_qk_norm_rope(c.call.q, c.call.k_ptr(), c.call.positions, c.call.table, c.norm, c.call.options),
+            c.call.place, c.call.positions);
   });
 }
 

@@ -1,7 +1,8 @@
-// ropejit_rope, ropejit_rope_backward and ropejit_rope_warm_up.
+// ropejit_rope, ropejit_rope_backward, ropejit_rope_warm_up and ropejit_rope_prepare.
 #include "capi/call.hpp"
 #include "capi/device_scope.hpp"
 #include "capi/error_boundary.hpp"
+#include "capi/prepared.hpp"
 
 namespace ropejit::capi {
 namespace {
@@ -47,6 +48,19 @@ ropejit_status ropejit_rope_warm_up(const DLTensor* q, const DLTensor* k, const 
     call.options.inverse = backward != 0;
     DeviceScope scope(call.place);
     warm_up(call.q, call.k_ptr(), call.positions, call.table, call.options);
+  });
+}
+
+ropejit_status ropejit_rope_prepare(const DLTensor* q, const DLTensor* k, const DLTensor* q_out, const DLTensor* k_out,
+                                    const DLTensor* positions, const ropejit_table* table,
+                                    const ropejit_options* options, int32_t backward, ropejit_prepared** out) {
+  return guarded("ropejit_rope_prepare", [&] {
+    if (!out) throw Error("out: null");
+    Call call = read_call(q, k, q_out, k_out, positions, table, options, backward ? kGradNames : TensorNames{});
+    call.options.inverse = backward != 0;
+    DeviceScope scope(call.place);
+    publish(out, prepare_rope(call.q, call.k_ptr(), call.positions, call.table, call.options), call.place,
+            call.positions);
   });
 }
 

@@ -30,7 +30,7 @@ extern "C" {
 
 /* The C API's version: ROPEJIT_C_API_VERSION of the header, ropejit_c_api_version() of the library. A
  * library answers calls of every header version up to its own. */
-#define ROPEJIT_C_API_VERSION 1
+#define ROPEJIT_C_API_VERSION 2 /* 2: prepared calls */
 int32_t ropejit_c_api_version(void);
 /* ropejit's release, e.g. "0.1.0". */
 const char* ropejit_version(void);
@@ -113,6 +113,40 @@ ropejit_status ropejit_qk_norm_rope_warm_up(const DLTensor* q, const DLTensor* k
                                             const DLTensor* k_out, const DLTensor* q_weight, const DLTensor* k_weight,
                                             const DLTensor* positions, const ropejit_table* table,
                                             const ropejit_options* options);
+
+/* Prepared calls: a call made ready once for one layout (shapes, strides, dtypes, positions' kind,
+ * table, options) and then launched with new data, as an engine does every decode step with the
+ * same shapes. Preparing checks everything the op checks and makes its kernel ready (in the current
+ * context: this is also a warm-up); a launch checks only what its data can change (pointers'
+ * alignment, overlap, the offset's range) and launches, a few hundred nanoseconds above the driver's
+ * own launch. The table (and the norm's weights) must outlive the prepared call. A prepared call may
+ * be launched from several threads at once, and while a stream is captured into a CUDA graph. */
+typedef struct ropejit_prepared ropejit_prepared;
+/* One launch's data: the address of each tensor's first element (data + byte_offset), NULL for
+ * those the call was prepared without; `positions` the ids' address when prepared with ids (of the
+ * same dtype and layout), else NULL and `position_offset` the first token's position. */
+typedef struct ropejit_data {
+  void* q;
+  void* k;
+  void* q_out;
+  void* k_out;
+  const void* positions;
+  int64_t position_offset;
+} ropejit_data;
+/* Arguments as ropejit_rope (`backward` != 0: ropejit_rope_backward's); the tensors' addresses are
+ * those of a first call's data, the layout is what counts. *out is set on success only. */
+ropejit_status ropejit_rope_prepare(const DLTensor* q, const DLTensor* k, const DLTensor* q_out, const DLTensor* k_out,
+                                    const DLTensor* positions, const ropejit_table* table,
+                                    const ropejit_options* options, int32_t backward, ropejit_prepared** out);
+/* Arguments as ropejit_qk_norm_rope; the weights are fixed by the prepared call. */
+ropejit_status ropejit_qk_norm_rope_prepare(const DLTensor* q, const DLTensor* k, const DLTensor* q_out,
+                                            const DLTensor* k_out, const DLTensor* q_weight, const DLTensor* k_weight,
+                                            const DLTensor* positions, const ropejit_table* table,
+                                            const ropejit_options* options, ropejit_prepared** out);
+/* Runs a prepared call on `data` (on `stream`, as the ops). */
+ropejit_status ropejit_prepared_launch(const ropejit_prepared* prepared, const ropejit_data* data, void* stream);
+/* Frees it (NULL is fine); queued launches are unaffected. */
+void ropejit_prepared_destroy(ropejit_prepared* prepared);
 
 #ifdef __cplusplus
 }

@@ -63,6 +63,7 @@
   X(cuEventDestroy)              \
   X(cuEventRecord)               \
   X(cuEventSynchronize)          \
+  X(cuEventQuery)                \
   X(cuEventElapsedTime)
 #define ROPEJIT_CU_FUNCTIONS(X) ROPEJIT_CU_REQUIRED(X) ROPEJIT_CU_OPTIONAL(X)
 

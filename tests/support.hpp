@@ -95,6 +95,11 @@ class Placement {
 // of sequences checked. doctest checks inside.
 int check_frequency_sets(Backend backend);
 
+// Prepared calls on a backend (prepared_check.cpp): fused-QKV views with ids, out of place with a
+// moving offset, the fused QK-norm op; each launch bit-identical to the unprepared op and checked
+// against fp64; bad data refused and nothing written. Returns the launches checked.
+int check_prepared_calls(Backend backend);
+
 // The groups reduce_sum(v, lanes) forms in a program of `threads` (language.hpp): each group's first
 // thread and size. A spare thread of a packed warp (lanes not a power of two) is a group of its own.
 struct LaneGroup {

@@ -155,6 +155,11 @@ TEST_CASE("gpu: frequency sets chosen per sequence: each sequence bit-identical 
   CHECK(check_frequency_sets(Backend::cuda) == 2 * (4 + 3));
 }
 
+TEST_CASE("gpu: prepared calls: launches with new data match the op and fp64; bad data writes nothing" *
+          doctest::skip(no_gpu())) {
+  CHECK(check_prepared_calls(Backend::cuda) > 0);
+}
+
 TEST_CASE("gpu: fill_table makes a 1M-position table in milliseconds, bit-identical to the host backend" *
           doctest::skip(no_gpu())) {
   const auto theta = FrequencyTable::from_theta(Backend::host, 128, 500000.0);

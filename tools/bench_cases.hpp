@@ -23,6 +23,7 @@ struct Case {
   bool exact_angles = false;  // cos/sin computed in the kernel (FrequencyTable), no table read
   bool hf_compat = false;     // with exact_angles: from HF's f32 angles (AngleMode::hf_compat)
   int varlen_seqs = 0;        // > 0: the tokens as that many equal sequences packed in one (cu_seqlens)
+  bool l2_resident = false;   // one set of buffers, read from the L2 after the first call (not rotated)
 
   int64_t tokens() const { return batch * seq; }
   // Bytes moved: q and k read and written once, plus the cos/sin rows (or the ids) read (and the
@@ -47,10 +48,11 @@ struct CaseOptions {
   std::vector<int64_t> tokens;
   std::vector<std::string> dtypes, heads, styles, angles;
   std::vector<int> head_dims;
+  bool l2_resident = false;
   void add_to(CLI::App& app);
   bool any() const {
     return !ops.empty() || !tokens.empty() || !dtypes.empty() || !head_dims.empty() || !heads.empty() ||
-           !styles.empty() || !angles.empty();
+           !styles.empty() || !angles.empty() || l2_resident;
   }
   std::vector<Case> cases() const;
 };

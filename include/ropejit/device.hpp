@@ -36,7 +36,8 @@ class DeviceBuffer {
 };
 
 // GPU time of `fn` (which enqueues work on `stream`): `warmup` untimed runs, then `reps` runs each
-// between two events. Returns every sample in milliseconds, sorted.
+// between two events, enqueued behind a kernel that holds the stream until all are queued, so that
+// they run back to back at the GPU's pace, not the host's. Returns every sample in milliseconds, sorted.
 std::vector<double> time_gpu_ms(const std::function<void()>& fn, int warmup, int reps, void* stream = nullptr);
 // The same through a CUDA graph: fn is captured once on a new stream, then the graph is replayed.
 std::vector<double> time_graph_ms(const std::function<void(void* stream)>& fn, int warmup, int reps);

@@ -29,6 +29,10 @@ void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Position
 void warm_up(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
              const QkNorm& norm, const RopeOptions& options);
 
+// The fused op's prepared call (see PreparedCall in rope.hpp); the norm's weights are fixed by it.
+PreparedCall prepare_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                                  const AngleSource& angles, const QkNorm& norm, const RopeOptions& options);
+
 // The fused op's specialisation: RoPE's spec plus the weights' form.
 struct QkNormRopeSpec {
   RopeSpec rope;

@@ -264,6 +264,42 @@ struct KernelChoice {
 KernelChoice describe_kernel(const TensorView& q, const TensorView* k, const Positions& positions,
                              const AngleSource& angles, const RopeOptions& options);
 
+// What changes between the calls of one prepared layout: the data pointers and the positions.
+struct RopeData {
+  void* q = nullptr;
+  void* k = nullptr;      // exactly when prepared with k
+  void* q_out = nullptr;  // exactly when prepared out of place
+  void* k_out = nullptr;  // exactly when prepared out of place with k
+  Positions positions;    // of the prepared kind: an offset, ids of the same dtype, or varlen positions
+};
+
+// A call made ready once for one layout (shapes, strides, dtypes, angle source, options) and then
+// launched with new data: what an engine does every decode step. prepare_rope checks everything
+// apply_rope checks, chooses the config and makes the kernel ready in the current context; launch
+// checks only what the data can change (pointers' alignment, overlap by elements, positions' kind and
+// range) and launches. Copies share one state; launch is const and thread-safe. The cuda backend
+// launches in the context it was prepared in (an Error otherwise), and works under graph capture.
+class PreparedCall {
+ public:
+  PreparedCall() = default;
+  // Throws Error, writing nothing, on bad data; an empty call (0 tokens) does nothing.
+  void launch(const RopeData& data, void* stream = nullptr) const;
+  KernelConfig config() const;  // the config it runs
+  std::string spec_key() const;
+  explicit operator bool() const { return state_ != nullptr; }
+
+  struct State;
+
+ private:
+  friend struct PreparedAccess;
+  std::shared_ptr<const State> state_;
+};
+
+// RoPE's prepared call: the arguments as apply_rope takes them (their pointers are a first call's
+// data; each launch gives its own).
+PreparedCall prepare_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                          const AngleSource& angles, const RopeOptions& options);
+
 // A rotating op's config as named values (tuning records), and back (throws Error naming a missing
 // or bad value).
 std::map<std::string, int64_t> config_values(const KernelConfig& config);

@@ -88,16 +88,31 @@ jit::KernelCache<std::pair<QkNormRopeSpec, LaunchConfig>, KeyHash>& cache() {
 
 namespace qk_norm_rope {
 namespace {
+rope::Ready ready(const Planned& p, const RopeOptions& options, void* stream) {
+  return rope::ready_rotating(
+      p.plan, options, rules(p.spec), cache(), [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
+      [&](const KernelConfig& c) { return kernel_def(p.spec, c); }, stream);
+}
+
+std::function<void(ArgPack&)> norm_packer(const QkNorm& norm) {
+  return [norm](ArgPack& args) { rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps)); };
+}
+
 void run(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
          const QkNorm& norm, const RopeOptions& options, void* stream, rope::Run mode) {
   auto p = make_plan(q, k, positions, angles, norm, options);
-  rope::run_rotating(
-      p.plan, options, rules(p.spec), cache(), [&](const KernelConfig& c) { return std::pair{p.spec, c}; },
-      [&](const KernelConfig& c) { return kernel_def(p.spec, c); },
-      [&](ArgPack& args) { rope::pack_norm_args(args, norm.q_weight, norm.k_weight, float(norm.eps)); }, stream, mode);
+  const rope::Ready r = ready(p, options, stream);
+  if (r.kernel && mode == rope::Run::launch) rope::launch_rotating(*r.kernel, p.plan, options.backend, norm_packer(norm), stream);
 }
 }  // namespace
 }  // namespace qk_norm_rope
+
+PreparedCall prepare_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                                  const AngleSource& angles, const QkNorm& norm, const RopeOptions& options) {
+  auto p = qk_norm_rope::make_plan(q, k, positions, angles, norm, options);
+  return rope::make_prepared(p.plan, options, qk_norm_rope::rules(p.spec), qk_norm_rope::ready(p, options, nullptr),
+                             qk_norm_rope::norm_packer(norm));
+}
 
 void apply_qk_norm_rope(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                         const QkNorm& norm, const RopeOptions& options, void* stream) {

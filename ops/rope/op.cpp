@@ -67,15 +67,26 @@ jit::KernelCache<SpecConfig, SpecConfigHash>& rope_cache() {
 
 namespace rope {
 namespace {
+Ready ready(const Plan& plan, const RopeOptions& options, void* stream) {
+  return ready_rotating(
+      plan, options, rope_rules(plan.spec), rope_cache(), [&](const LaunchConfig& c) { return SpecConfig{plan.spec, c}; },
+      [&](const LaunchConfig& c) { return rope_kernel_def(plan.spec, c); }, stream);
+}
+
 void run(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
          const RopeOptions& options, void* stream, Run mode) {
   auto plan = make_plan(q, k, positions, angles, options);
-  run_rotating(
-      plan, options, rope_rules(plan.spec), rope_cache(), [&](const LaunchConfig& c) { return SpecConfig{plan.spec, c}; },
-      [&](const LaunchConfig& c) { return rope_kernel_def(plan.spec, c); }, [](ArgPack&) {}, stream, mode);
+  const Ready r = ready(plan, options, stream);
+  if (r.kernel && mode == Run::launch) launch_rotating(*r.kernel, plan, options.backend, [](ArgPack&) {}, stream);
 }
 }  // namespace
 }  // namespace rope
+
+PreparedCall prepare_rope(const TensorView& q, const TensorView* k, const Positions& positions,
+                          const AngleSource& angles, const RopeOptions& options) {
+  auto plan = rope::make_plan(q, k, positions, angles, options);
+  return rope::make_prepared(plan, options, rope::rope_rules(plan.spec), rope::ready(plan, options, nullptr), nullptr);
+}
 
 void apply_rope(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                 const RopeOptions& options, void* stream) {

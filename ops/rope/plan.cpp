@@ -89,6 +89,76 @@ static void check_varlen(const Positions& p, const TensorView& q, int64_t max_po
                             at(p.cu_seqlens, p.num_seqs), q.seq));
 }
 
+// Which views may share elements (by elements, so disjoint head slices of one buffer are fine):
+// in place, q and k; out of place, every output against every other view.
+void check_overlaps(const Plan& p, bool with_k, bool out_of_place) {
+  if (with_k) check_disjoint("k", p.k, "q", p.q);
+  if (!out_of_place) return;
+  check_disjoint("q_out", p.q_out, "q", p.q);
+  if (!with_k) return;
+  check_disjoint("k_out", p.k_out, "k", p.k);
+  check_disjoint("k_out", p.k_out, "q", p.q);
+  check_disjoint("q_out", p.q_out, "k", p.k);
+  check_disjoint("q_out", p.q_out, "k_out", p.k_out);
+}
+
+PositionKind position_kind(const Positions& p) {
+  const bool i32 = p.ids_dtype == DType::i32;
+  if (p.cu_seqlens || p.num_seqs) return i32 ? PositionKind::varlen_i32 : PositionKind::varlen_i64;
+  if (!p.ids) return PositionKind::offset;
+  return i32 ? PositionKind::ids_i32 : PositionKind::ids_i64;
+}
+
+const char* angles_owner(const Plan& plan) {
+  return plan.spec.angles == AngleMode::table ? "the table's" : "the frequencies'";
+}
+
+// Frequency sets: on the host backend each sequence's index is checked (the GPU's kernel leaves a
+// sequence whose index is outside the sets untouched).
+void check_set_indices(const AngleSource& angles, const Positions& positions, const TensorView& q, Backend backend) {
+  const Frequencies& freq = angles.frequencies;
+  if (!angles.in_kernel || freq.sets <= 1 || backend != Backend::host) return;
+  const int64_t sequences = positions.cu_seqlens || positions.num_seqs ? positions.num_seqs : q.batch;
+  for (int64_t i = 0; i < sequences; ++i) {
+    const int32_t v = static_cast<const int32_t*>(freq.set_index)[i];
+    if (v < 0 || v >= freq.sets)
+      throw Error(fmt::format("frequencies: set_index[{}] = {} is outside [0, {})", i, v, freq.sets));
+  }
+}
+
+// The positions' checks: pointers, dtypes, and (on the host backend, or for an offset) the range.
+void check_positions(const Positions& positions, const TensorView& q, int64_t max_position, const char* whose,
+                     Backend backend) {
+  const int64_t tokens = q.batch * q.seq;
+  if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
+  const bool varlen = positions.cu_seqlens || positions.num_seqs;
+  if (varlen) {
+    check_varlen(positions, q, max_position, whose, backend == Backend::host);
+  } else if (positions.ids) {
+    if (positions.ids_dtype != DType::i32 && positions.ids_dtype != DType::i64)
+      throw Error(fmt::format("positions: ids dtype {} is not supported: use i32 or i64", dtype_name(positions.ids_dtype)));
+    if (reinterpret_cast<uintptr_t>(positions.ids) % uintptr_t(dtype_size(positions.ids_dtype)))
+      throw Error("positions: ids pointer is not aligned to its elements");
+    if (backend == Backend::host) {  // host memory: every id can be checked before running
+      for (int64_t i = 0; i < tokens * positions.components; ++i) {
+        int64_t p = positions.ids_dtype == DType::i32 ? static_cast<const int32_t*>(positions.ids)[i]
+                                                      : static_cast<const int64_t*>(positions.ids)[i];
+        if (p < 0 || p >= max_position)
+          throw Error(positions.components == 1
+                          ? fmt::format("positions: id {} at token {} is outside {} [0, {})", p, i, whose, max_position)
+                          : fmt::format("positions: id {} ({} of token {}) is outside {} [0, {})", p,
+                                        "thw"[i / std::max<int64_t>(tokens, 1)], i % std::max<int64_t>(tokens, 1),
+                                        whose, max_position));
+      }
+    }
+  } else if (positions.offset < 0) {
+    throw Error(fmt::format("positions: offset {} is negative", positions.offset));
+  } else if (positions.offset > max_position - q.seq) {  // no overflow
+    throw Error(fmt::format("positions: offset {} + seq {} runs past {} max_position {}", positions.offset,
+                            q.seq, whose, max_position));
+  }
+}
+
 Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positions, const AngleSource& angles,
                const RopeOptions& options) {
   Plan plan;
@@ -103,14 +173,12 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   if (k) {
     check_view("k", *k);
     check_same_shape("k", *k, "q", q, false);
-    check_disjoint("k", *k, "q", q);
   }
   const bool out_of_place = options.q_out.has_value() || options.k_out.has_value();
   if (out_of_place) {
     if (!options.q_out) throw Error("q_out: missing; out of place needs q_out (and k_out when k is given)");
     check_view("q_out", *options.q_out);
     check_same_shape("q_out", *options.q_out, "q", q, true, false);
-    check_disjoint("q_out", *options.q_out, "q", q);
     if (k) {
       if (!options.k_out) throw Error("k_out: missing; out of place with k needs k_out");
       check_view("k_out", *options.k_out);
@@ -118,10 +186,6 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
       if (options.k_out->dtype != options.q_out->dtype)
         throw Error(fmt::format("k_out: dtype {} differs from q_out's {}", dtype_name(options.k_out->dtype),
                                 dtype_name(options.q_out->dtype)));
-      check_disjoint("k_out", *options.k_out, "k", *k);
-      check_disjoint("k_out", *options.k_out, "q", q);
-      check_disjoint("q_out", *options.q_out, "k", *k);
-      check_disjoint("q_out", *options.q_out, "k_out", *options.k_out);
     } else if (options.k_out) {
       throw Error("k_out: given without k");
     }
@@ -159,46 +223,10 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   const char* source = angles.in_kernel ? "frequencies" : "table";
   const char* whose = angles.in_kernel ? "the frequencies'" : "the table's";
 
-  // Positions
-  if (positions.by_ids && !positions.ids) throw Error("positions: from_ids was given a null ids pointer");
+  check_positions(positions, q, max_position, whose, options.backend);
   const bool varlen = positions.cu_seqlens || positions.num_seqs;
-  if (varlen) {
-    check_varlen(positions, q, max_position, whose, options.backend == Backend::host);
-  } else if (positions.ids) {
-    if (positions.ids_dtype != DType::i32 && positions.ids_dtype != DType::i64)
-      throw Error(fmt::format("positions: ids dtype {} is not supported: use i32 or i64", dtype_name(positions.ids_dtype)));
-    if (reinterpret_cast<uintptr_t>(positions.ids) % uintptr_t(dtype_size(positions.ids_dtype)))
-      throw Error("positions: ids pointer is not aligned to its elements");
-    if (options.backend == Backend::host) {  // host memory: every id can be checked before running
-      for (int64_t i = 0; i < tokens * positions.components; ++i) {
-        int64_t p = positions.ids_dtype == DType::i32 ? static_cast<const int32_t*>(positions.ids)[i]
-                                                      : static_cast<const int64_t*>(positions.ids)[i];
-        if (p < 0 || p >= max_position)
-          throw Error(positions.components == 1
-                          ? fmt::format("positions: id {} at token {} is outside {} [0, {})", p, i, whose, max_position)
-                          : fmt::format("positions: id {} ({} of token {}) is outside {} [0, {})", p,
-                                        "thw"[i / std::max<int64_t>(tokens, 1)], i % std::max<int64_t>(tokens, 1),
-                                        whose, max_position));
-      }
-    }
-  } else if (positions.offset < 0) {
-    throw Error(fmt::format("positions: offset {} is negative", positions.offset));
-  } else if (positions.offset > max_position - q.seq) {  // no overflow
-    throw Error(fmt::format("positions: offset {} + seq {} runs past {} max_position {}", positions.offset,
-                            q.seq, whose, max_position));
-  }
 
-  // Frequency sets: on the host backend each sequence's index is checked (the GPU's kernel leaves a
-  // sequence whose index is outside the sets untouched); after the positions, so num_seqs is valid.
-  const Frequencies& freq = angles.frequencies;
-  if (angles.in_kernel && freq.sets > 1 && options.backend == Backend::host) {
-    const int64_t sequences = varlen ? positions.num_seqs : q.batch;
-    for (int64_t i = 0; i < sequences; ++i) {
-      const int32_t v = static_cast<const int32_t*>(freq.set_index)[i];
-      if (v < 0 || v >= freq.sets)
-        throw Error(fmt::format("frequencies: set_index[{}] = {} is outside [0, {})", i, v, freq.sets));
-    }
-  }
+  check_set_indices(angles, positions, q, options.backend);  // after the positions: num_seqs is valid
 
   spec.head_dim = int(q.head_dim);
   spec.rotary_dim = int(rotary);
@@ -215,11 +243,7 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   spec.q_heads = int(q.heads);
   spec.k_heads = k ? int(k->heads) : 0;
   spec.in_place = !out_of_place;
-  const bool i32 = positions.ids_dtype == DType::i32;
-  spec.positions = varlen          ? (i32 ? PositionKind::varlen_i32 : PositionKind::varlen_i64)
-                   : !positions.ids ? PositionKind::offset
-                   : i32            ? PositionKind::ids_i32
-                                    : PositionKind::ids_i64;
+  spec.positions = position_kind(positions);
   if (varlen) {
     // Search steps for indices up to num_seqs, in steps of 4 (fewer specialisations).
     int depth = 0;
@@ -264,6 +288,7 @@ Plan make_plan(const TensorView& q, const TensorView* k, const Positions& positi
   plan.max_position = max_position;
   plan.positions = positions;
   plan.tokens = tokens;
+  check_overlaps(plan, k != nullptr, out_of_place);
   return plan;
 }
 

@@ -240,6 +240,51 @@ static void table_errors(Fixture* f) {
 }
 
 /* The last error is per thread: another thread's failure leaves this thread's message alone. */
+/* Prepared calls: bad arguments to prepare (as the op's), then bad data to a launch. */
+static void prepared_errors(Fixture* f) {
+  ropejit_prepared* p = (ropejit_prepared*)&f->opt; /* must stay untouched on failure */
+  ropejit_prepared* const sentinel = p;
+  expect(f, ropejit_rope_prepare(&f->q.t, &f->q.t, &f->qo.t, &f->qo.t, &f->pos.t, f->table, &f->opt, 0, &p),
+         ROPEJIT_ERROR_INVALID_ARGUMENT, "share elements", "prepare: k over q");
+  check(p == sentinel, "prepare: *out untouched on failure", "");
+  expect(f, ropejit_rope_prepare(&f->q.t, &f->k.t, &f->qo.t, &f->ko.t, &f->pos.t, f->table, &f->opt, 0, NULL),
+         ROPEJIT_ERROR_INVALID_ARGUMENT, "out: null", "prepare: out NULL");
+  p = NULL;
+  check(ropejit_rope_prepare(&f->q.t, &f->k.t, &f->qo.t, &f->ko.t, &f->pos.t, f->table, &f->opt, 0, &p) == ROPEJIT_OK && p,
+        "prepare: the fixture's call", ropejit_last_error());
+  ropejit_data d = {f->q.t.data, f->k.t.data, f->qo.t.data, f->ko.t.data, f->pos.t.data, 0};
+  ropejit_data bad = d;
+  bad.positions = NULL;
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "prepared with position ids",
+         "launch: no ids for a call prepared with ids");
+  bad = d;
+  bad.q_out = f->q.t.data;
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "share elements",
+         "launch: q_out over q");
+  bad = d;
+  bad.k = NULL;
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "k: null", "launch: k NULL");
+  bad = d;
+  bad.q = (char*)f->q.t.data + 2;
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "not aligned", "launch: q misaligned");
+  expect(f, ropejit_prepared_launch(p, NULL, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "data: null", "launch: data NULL");
+  expect(f, ropejit_prepared_launch(NULL, &d, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "prepared: null", "launch: NULL handle");
+  ropejit_prepared_destroy(p);
+  /* Prepared with an offset: ids refused, an offset past the table refused. */
+  p = NULL;
+  check(ropejit_rope_prepare(&f->q.t, &f->k.t, &f->qo.t, &f->ko.t, NULL, f->table, &f->opt, 0, &p) == ROPEJIT_OK && p,
+        "prepare: with an offset", ropejit_last_error());
+  bad = d;
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "prepared without position ids",
+         "launch: ids for a call prepared with an offset");
+  bad.positions = NULL;
+  bad.position_offset = 11; /* 11 + 6 tokens > 16 */
+  expect(f, ropejit_prepared_launch(p, &bad, NULL), ROPEJIT_ERROR_INVALID_ARGUMENT, "runs past",
+         "launch: an offset past the table");
+  ropejit_prepared_destroy(p);
+  ropejit_prepared_destroy(NULL);
+}
+
 static void* fail_elsewhere(void* arg) {
   (void)arg;
   ropejit_rope(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
@@ -265,6 +310,7 @@ void run_error_tests(void) {
   position_and_option_errors(&f);
   norm_errors(&f);
   table_errors(&f);
+  prepared_errors(&f);
   thread_errors(&f);
   fixture_free(&f);
 }

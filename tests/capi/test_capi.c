@@ -132,6 +132,35 @@ static void run_case(const Case* c, uint64_t seed) {
     snprintf(label, sizeof label, "%s: inputs unchanged out of place", what);
     check(unchanged(&q, q_before) && unchanged(&k, k_before), label, "");
   }
+
+  /* The same call prepared, then launched on the restored inputs (and re-poisoned outputs): the
+   * same checks. */
+  memcpy(q.storage, q_before, q.bytes), memcpy(k.storage, k_before, k.bytes);
+  memcpy(qo.storage, qo_before, qo.bytes), memcpy(ko.storage, ko_before, ko.bytes);
+  ropejit_prepared* prepared = NULL;
+  if (c->op == OP_QK_NORM)
+    st = ropejit_qk_norm_rope_prepare(&q.t, kt, qot, kot, &qw.t, c->with_k ? &kw.t : NULL, pt, handle, &opt, &prepared);
+  else
+    st = ropejit_rope_prepare(&q.t, kt, qot, kot, pt, handle, &opt, inverse, &prepared);
+  snprintf(label, sizeof label, "%s: prepared", what);
+  check(st == ROPEJIT_OK && prepared != NULL, label, ropejit_last_error());
+  check(unchanged(&q, q_before) && unchanged(&qo, qo_before), "preparing writes nothing", "");
+  ropejit_data data = {0};
+  data.q = (char*)q.t.data + q.t.byte_offset;
+  data.k = kt ? (char*)k.t.data + k.t.byte_offset : NULL;
+  data.q_out = qot ? (char*)qo.t.data + qo.t.byte_offset : NULL;
+  data.k_out = kot ? (char*)ko.t.data + ko.t.byte_offset : NULL;
+  data.positions = pt ? pos.t.data : NULL;
+  data.position_offset = kOffset;
+  st = ropejit_prepared_launch(prepared, &data, NULL);
+  snprintf(label, sizeof label, "%s: prepared launch returns ROPEJIT_OK", what);
+  check(st == ROPEJIT_OK, label, ropejit_last_error());
+  snprintf(label, sizeof label, "%s (prepared)", what);
+  check_output(c->out_of_place ? "q_out" : "q", label, c->out_of_place ? &qo : &q, &qref, c->out_of_place ? qo_before : q_before);
+  if (c->with_k)
+    check_output(c->out_of_place ? "k_out" : "k", label, c->out_of_place ? &ko : &k, &kref, c->out_of_place ? ko_before : k_before);
+  ropejit_prepared_destroy(prepared);
+
   free(q_before), free(k_before), free(qo_before), free(ko_before);
   ref_free(&qref), ref_free(&kref), ref_table_free(&table);
   ropejit_table_destroy(handle);
