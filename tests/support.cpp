@@ -24,12 +24,12 @@ const char* layout_name(Layout l) {
 }
 
 std::string Case::describe() const {
-  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={}{}{}",
+  return fmt::format("{} {} table {} D={} R={} heads {}/{} {} pos {} layout {} B={} S={} t={} w={} u={} cs={} tok={}{}{}",
                      style == RopeStyle::neox ? "neox" : "gptj", dtype_name(dtype), dtype_name(table_dtype), head_dim,
                      rotary_dim, q_heads, k_heads, in_place ? "in-place" : "out-of-place",
                      pos == Pos::offset ? "offset" : pos == Pos::ids32 ? "ids32" : pos == Pos::ids64 ? "ids64"
                      : pos == Pos::varlen32 ? "varlen32" : "varlen64", layout_name(layout), batch,
-                     seq, threads, vector_width, unroll, streaming, inverse ? " inverse" : "",
+                     seq, threads, vector_width, unroll, streaming, tokens, inverse ? " inverse" : "",
                      exact_angles ? fmt::format(" {} angles theta {} positions from {}", hf_compat ? "hf_compat" : "exact",
                                                 theta, position_base)
                                   : "") +
@@ -213,6 +213,7 @@ CaseResult run_case(const Case& c, Backend backend, uint64_t seed) {
   opt.vector_width = c.vector_width;
   opt.unroll = c.unroll;
   opt.streaming = c.streaming;
+  opt.tokens_per_program = c.tokens;
   opt.inverse = c.inverse;
   opt.rotary_offset = c.rotary_offset;
   opt.mrope_section = c.mrope_section;
@@ -264,6 +265,7 @@ std::vector<Case> matrix(RopeStyle style, DType dtype) {
               c.pos = !ids ? Pos::offset : (n % 2 ? Pos::ids64 : Pos::ids32);
               c.layout = layout;
               c.table_dtype = n % 5 == 4 ? DType::bf16 : DType::f32;
+              c.tokens = n % 4 == 1 ? 2 : n % 4 == 3 ? 4 : 0;  // several tokens per program, the last one short
               cases.push_back(c);
               ++n;
             }
@@ -333,6 +335,7 @@ int check_frequency_sets(Backend backend) {
       if (varlen) pos.cu_seqlens = place(cu.data(), cu.size() * 4), pos.starts = place(starts.data(), starts.size() * 4);
       RopeOptions opt;
       opt.backend = backend;
+      opt.tokens_per_program = varlen ? 4 : 2;  // tokens of different sequences (and sets) share a program
       opt.q_out = TensorView::bshd(place(y.data(), y.size() * 4), DType::f32, B, S, H, D);
       const TensorView xv = TensorView::bshd(place(x.data(), x.size() * 4), DType::f32, B, S, H, D);
       apply_rope(xv, nullptr, pos, f, opt);

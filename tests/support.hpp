@@ -30,6 +30,7 @@ struct Case {
   int batch = 2, seq = 5;
   int threads = 0, vector_width = 0, unroll = 0;  // 0: heuristic
   int streaming = -1;                             // -1: heuristic
+  int tokens = 0;                                 // tokens per program; 0: heuristic
   bool inverse = false;                           // rotate by -angle (RoPE's backward)
   bool exact_angles = false;                      // cos/sin computed in the kernel (FrequencyTable)
   double theta = 10000.0;

@@ -24,12 +24,13 @@ TEST_CASE("host matrix: gptj f32") { run_matrix(RopeStyle::gptj, DType::f32); }
 TEST_CASE("host matrix: gptj f16") { run_matrix(RopeStyle::gptj, DType::f16); }
 TEST_CASE("host matrix: gptj bf16") { run_matrix(RopeStyle::gptj, DType::bf16); }
 
-TEST_CASE("host: every thread count, vector width and unroll that fits") {
+TEST_CASE("host: every thread count, vector width, unroll and tokens per program that fits") {
   uint64_t seed = 5000;
   for (RopeStyle style : {RopeStyle::neox, RopeStyle::gptj})
     for (int width : {1, 2, 4, 8})
       for (int threads : {16, 32, 64, 256})
         for (int unroll : {1, 3}) {
+          const int tokens = (threads + unroll + width) % 3 == 0 ? 4 : (threads + width) % 3 == 1 ? 2 : 1;
           Case c;
           c.style = style;
           c.dtype = DType::bf16;
@@ -42,6 +43,7 @@ TEST_CASE("host: every thread count, vector width and unroll that fits") {
           c.threads = threads;
           c.unroll = unroll;
           c.streaming = width == 8 && unroll == 3 ? 1 : -1;
+          c.tokens = tokens;
           if (threads < 32 / width) continue;  // fewer threads than chunks: rejected by design
           check_case(c, Backend::host, seed++);
         }
@@ -332,6 +334,7 @@ TEST_CASE("host: varlen batches (cu_seqlens, empty sequences, per-sequence start
         c.in_place = seed % 4 != 1;
         c.layout = seed % 5 == 2 ? Layout::padded : Layout::bshd;
         c.inverse = seed % 7 == 4;
+        c.tokens = seed % 3 == 0 ? 4 : seed % 3 == 1 ? 2 : 0;  // tokens of several sequences in one program
         check_case(c, Backend::host, seed++);
       }
 }

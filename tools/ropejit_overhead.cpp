@@ -112,26 +112,45 @@ int main(int argc, char** argv) {
     if (ropejit_rope(&cq, &ck, nullptr, nullptr, &cp, ctable, &copt, nullptr) != ROPEJIT_OK) c_failed = true;
   };
 
+  // Prepared calls: made once for the shape, each launch with this step's data.
+  const PreparedCall prepared = prepare_rope(qv, &kv, positions, table.view(), opt);
+  auto cpp_prepared_call = [&] { prepared.launch(RopeData{q, k, nullptr, nullptr, positions}, nullptr); };
+  ropejit_prepared* cprepared = nullptr;
+  if (ropejit_rope_prepare(&cq, &ck, nullptr, nullptr, &cp, ctable, &copt, 0, &cprepared) != ROPEJIT_OK) {
+    fmt::print("ropejit-overhead: {}\n", ropejit_last_error());
+    return 1;
+  }
+  const ropejit_data cdata{q, k, nullptr, nullptr, pos, 0};
+  auto c_prepared_call = [&] {
+    if (ropejit_prepared_launch(cprepared, &cdata, nullptr) != ROPEJIT_OK) c_failed = true;
+  };
+
   const double cpp_us = host_us_per_call(cpp_call, gpu, burst, reps);
   const double c_us = host_us_per_call(c_call, gpu, burst, reps);
+  const double cpp_prepared_us = host_us_per_call(cpp_prepared_call, gpu, burst, reps);
+  const double c_prepared_us = host_us_per_call(c_prepared_call, gpu, burst, reps);
   if (c_failed) {
     fmt::print("ropejit-overhead: the C API call failed: {}\n", ropejit_last_error());
     return 1;
   }
   fmt::print("{} tokens, q {}x{} k {}x{} bf16, int64 ids, in place, {} backend; median of {} bursts of {} calls\n",
              tokens, hq, d, hk, d, backend, reps, burst);
-  fmt::print("{:<10} {:>14}{}\n", "path", "host us/call", gpu ? "   GPU us/call" : "");
+  fmt::print("{:<16} {:>14}{}\n", "path", "host us/call", gpu ? "   GPU us/call" : "");
   for (auto [name, us, call] : {std::tuple{"C++ API", cpp_us, std::function<void()>(cpp_call)},
-                                std::tuple{"C API", c_us, std::function<void()>(c_call)}}) {
+                                std::tuple{"C API", c_us, std::function<void()>(c_call)},
+                                std::tuple{"C++ prepared", cpp_prepared_us, std::function<void()>(cpp_prepared_call)},
+                                std::tuple{"C prepared", c_prepared_us, std::function<void()>(c_prepared_call)}}) {
     std::string gpu_col;
     if (gpu) {
       auto ms = time_gpu_ms(call, 10, 100);
       gpu_col = fmt::format("{:>14.2f}", ms[ms.size() / 2] * 1000);
     }
-    fmt::print("{:<10} {:>14.2f}{}\n", name, us, gpu_col);
+    fmt::print("{:<16} {:>14.2f}{}\n", name, us, gpu_col);
   }
   // For scripts (gpu_check.py): one line per path.
-  fmt::print("RESULT cpp_api {:.3f}\nRESULT c_api {:.3f}\n", cpp_us, c_us);
+  fmt::print("RESULT cpp_api {:.3f}\nRESULT c_api {:.3f}\nRESULT cpp_prepared {:.3f}\nRESULT c_prepared {:.3f}\n", cpp_us,
+             c_us, cpp_prepared_us, c_prepared_us);
+  ropejit_prepared_destroy(cprepared);
   ropejit_table_destroy(ctable);
   return 0;
 }

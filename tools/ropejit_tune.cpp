@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
         opt.vector_width = cand.vector_width;
         opt.unroll = cand.unroll;
         opt.streaming = cand.streaming;
+        opt.tokens_per_program = cand.tokens;
         Row r{cand, {}, ""};
         try {
           r.error = check_candidate(c, opt);

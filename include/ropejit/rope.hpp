@@ -191,6 +191,8 @@ struct RopeOptions {
   int unroll = 0;
   // Streaming (evict-first) q/k accesses: -1 = heuristic/tuned, 0 = off, 1 = on.
   int streaming = -1;
+  // Tokens per program, each with `threads` threads (0 = heuristic; RoPE only: the fused op takes 1).
+  int tokens_per_program = 0;
   // The device whose primary context is used when no context is current (cuda backend).
   int device = 0;
 };
@@ -250,7 +252,8 @@ struct KernelConfig {
   int vector_width = 0;  // elements per global access of q/k
   int unroll = 0;        // heads (q and k alike) whose loads are issued before their stores
   int streaming = 0;     // 1: q/k accesses of 16 bytes bypass caching (ld/st.global.cs), evicted first
-  std::string key() const;  // "t64.w8.u5", or "t64.w8.u5.cs" when streaming
+  int tokens = 1;        // tokens per program (RoPE): `threads` each, so a block has threads x tokens
+  std::string key() const;  // "t64.w8.u5", "t64.w8.u5.cs" when streaming, "t64.w8.u5.tok4" with 4 tokens
   bool operator==(const KernelConfig&) const = default;
 };
 

@@ -102,7 +102,7 @@ void run(const TensorView& q, const TensorView* k, const Positions& positions, c
          const QkNorm& norm, const RopeOptions& options, void* stream, rope::Run mode) {
   auto p = make_plan(q, k, positions, angles, norm, options);
   const rope::Ready r = ready(p, options, stream);
-  if (r.kernel && mode == rope::Run::launch) rope::launch_rotating(*r.kernel, p.plan, options.backend, norm_packer(norm), stream);
+  if (r.kernel && mode == rope::Run::launch) rope::launch_rotating(*r.kernel, p.plan, r.config, options.backend, norm_packer(norm), stream);
 }
 }  // namespace
 }  // namespace qk_norm_rope

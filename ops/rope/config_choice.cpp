@@ -15,7 +15,8 @@ double bytes_moved(const Plan& plan) {
 ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const ConfigRules& rules,
                            const std::function<std::string()>& device, int64_t l2_bytes) {
   const double bytes = bytes_moved(plan);
-  const bool overridden = options.vector_width || options.threads || options.unroll || options.streaming >= 0;
+  const bool overridden =
+      options.vector_width || options.threads || options.unroll || options.streaming >= 0 || options.tokens_per_program;
   if (!overridden) {
     if (auto tuned = jit::tuned_values(device, rules.op, rules.spec_key, plan.tokens)) {
       // A tuned config this call's memory (or this build) cannot use falls back to the heuristic.
@@ -42,6 +43,7 @@ ConfigChoice choose_config(const Plan& plan, const RopeOptions& options, const C
   if (options.threads) c.threads = options.threads;
   if (options.unroll) c.unroll = options.unroll;
   if (options.streaming >= 0) c.streaming = options.streaming;
+  if (options.tokens_per_program) c.tokens = options.tokens_per_program;
   rules.validate(c);
   return {c, "options"};
 }
@@ -51,10 +53,13 @@ std::vector<LaunchConfig> candidate_configs(const Plan& plan, const ConfigRules&
   for (int w = 1; w <= plan.width_cap; w *= 2)
     for (int t = 32; t <= 512; t *= 2)
       for (int u : {1, 2, 4, 8})
-        for (int cs : {0, 1}) {
-          // Streaming hints apply to 16-byte accesses only.
+        for (int cs : {0, 1})
+        for (int n : {1, 2, 4}) {
+          // Streaming hints apply to 16-byte accesses only; several tokens per program where one
+          // token's threads are few.
           if (cs && w * dtype_size(plan.spec.dtype) != 16) continue;
-          LaunchConfig c{t, w, u, cs};
+          if (n > 1 && (rules.norm || t > 256)) continue;
+          LaunchConfig c{t, w, u, cs, n};
           try {
             rules.validate(c);
           } catch (const Error&) {
@@ -73,7 +78,8 @@ std::vector<LaunchConfig> candidate_configs(const Plan& plan, const ConfigRules&
 namespace ropejit {
 
 std::map<std::string, int64_t> config_values(const KernelConfig& c) {
-  return {{"threads", c.threads}, {"vector_width", c.vector_width}, {"unroll", c.unroll}, {"streaming", c.streaming}};
+  return {{"threads", c.threads},     {"vector_width", c.vector_width}, {"unroll", c.unroll},
+          {"streaming", c.streaming}, {"tokens", c.tokens}};
 }
 
 KernelConfig kernel_config_from(const std::map<std::string, int64_t>& values) {
@@ -83,7 +89,9 @@ KernelConfig kernel_config_from(const std::map<std::string, int64_t>& values) {
     if (it->second < 0 || it->second > 1024) throw Error(fmt::format("config: \"{}\" = {} is out of range", name, it->second));
     return int(it->second);
   };
-  return KernelConfig{get("threads"), get("vector_width"), get("unroll"), get("streaming")};
+  // Tokens per program came later: a record without it has one.
+  const int tokens = values.count("tokens") ? get("tokens") : 1;
+  return KernelConfig{get("threads"), get("vector_width"), get("unroll"), get("streaming"), tokens};
 }
 
 }  // namespace ropejit

@@ -20,7 +20,7 @@ jit::KernelDef rope_kernel_def(const RopeSpec& spec, const LaunchConfig& config)
   jit::KernelDef def;
   def.key = spec.key() + "." + config.key();
   def.signature = Signature(rotation_params(spec));
-  def.threads = config.threads;
+  def.threads = config.threads * config.tokens;
   if (rope_body) def.body = rope_body(spec, config);
   return def;
 }
@@ -77,7 +77,7 @@ void run(const TensorView& q, const TensorView* k, const Positions& positions, c
          const RopeOptions& options, void* stream, Run mode) {
   auto plan = make_plan(q, k, positions, angles, options);
   const Ready r = ready(plan, options, stream);
-  if (r.kernel && mode == Run::launch) launch_rotating(*r.kernel, plan, options.backend, [](ArgPack&) {}, stream);
+  if (r.kernel && mode == Run::launch) launch_rotating(*r.kernel, plan, r.config, options.backend, [](ArgPack&) {}, stream);
 }
 }  // namespace
 }  // namespace rope

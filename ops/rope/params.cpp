@@ -22,6 +22,7 @@ const char* const kIdsStride = "ids_stride";
 const char* const kSetFactors = "attention_factors";
 const char* const kSetIndex = "set_index";
 const char* const kNumSets = "num_sets";
+const char* const kNumTokens = "num_tokens";
 const char* tensor_param(int tensor, bool out) { return kTensors[2 * tensor + (out ? 1 : 0)]; }
 const char* stride_param(int tensor, bool out, int dim) { return kStrides[2 * tensor + (out ? 1 : 0)][dim]; }
 const char* weight_param(int tensor) { return kWeights[tensor]; }
@@ -67,7 +68,7 @@ std::vector<Arg> rotation_params(const RopeSpec& spec) {
     p.push_back(Arg::pointer(kSeqStarts, ids, true, true));
     p.push_back(Arg::int64(kNumSeqs));
   }
-  for (const char* n : {"position_offset", "seq_len", "max_position"}) p.push_back(Arg::int64(n));
+  for (const char* n : {"position_offset", "seq_len", "max_position", kNumTokens}) p.push_back(Arg::int64(n));
   for (const auto& t : kStrides)
     for (const char* n : t) p.push_back(Arg::int64(n));
   return p;
@@ -91,7 +92,7 @@ void pack_rotation_args(ArgPack& a, const Plan& p) {
   if (p.spec.varlen_depth)
     a.add(kCuSeqlens, p.positions.cu_seqlens).add(kSeqStarts, p.positions.starts).add(kNumSeqs, p.positions.num_seqs);
   a.add("position_offset", int64_t(p.positions.ids ? 0 : p.positions.offset));  // varlen: the start without starts
-  a.add("seq_len", int64_t(p.q.seq)).add("max_position", p.max_position);
+  a.add("seq_len", int64_t(p.q.seq)).add("max_position", p.max_position).add(kNumTokens, p.tokens);
   for (int t = 0; t < 4; ++t)
     a.add(kStrides[t][0], int64_t(views[t]->stride_batch))
         .add(kStrides[t][1], int64_t(views[t]->stride_seq))

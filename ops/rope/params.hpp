@@ -24,6 +24,7 @@ const char* weight_param(int tensor);
 extern const char* const kEpsParam;
 extern const char* const kPhaseSteps, *const kInvFreq, *const kAttentionFactor;  // in-kernel angles
 extern const char* const kSetFactors, *const kSetIndex, *const kNumSets;  // a frequency set per sequence
+extern const char* const kNumTokens;  // batch x seq: a program of several tokens may pass the last
 extern const char* const kIdsStride;  // multimodal positions: t, h and w ids are this far apart
 extern const char* const kCuSeqlens, *const kSeqStarts, *const kNumSeqs;  // varlen positions
 

@@ -77,7 +77,7 @@ void PreparedCall::launch(const RopeData& data, void* stream) const {
   if (!s.ready.kernel) return;  // an empty step
   if (s.backend == Backend::cuda && runtime::ensure_context(s.device) != s.ready.ctx)
     throw Error("PreparedCall: the current CUDA context is not the one the call was prepared in");
-  rope::launch_rotating(*s.ready.kernel, p, s.backend, [&](ArgPack& a) { if (s.pack_extra) s.pack_extra(a); }, stream);
+  rope::launch_rotating(*s.ready.kernel, p, s.ready.config, s.backend, [&](ArgPack& a) { if (s.pack_extra) s.pack_extra(a); }, stream);
 }
 
 KernelConfig PreparedCall::config() const {

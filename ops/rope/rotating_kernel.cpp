@@ -1,4 +1,4 @@
-// One program per token. Thread t owns lane c = t % L of a head (chunk c of W rotary pairs) and head
+// One program per token (or several, each with its own threads). Thread t of a token owns lane c = t % L of a head (chunk c of W rotary pairs) and head
 // group g = t / L; it loads the token's cos/sin for its chunk once and walks heads g, g+G, ... of q,
 // then of k, reusing them. NeoX reads x[cW..] and x[P+cW..]; GPT-J with W >= 2 reads W whole pairs at
 // cW and at P+cW (each load contiguous across the warp), with W = 1 the pair's two elements.
@@ -31,21 +31,21 @@ class RotatingKernel {
       : b_(b), spec_(spec), config_(config), norm_(norm), map_(mapping(spec, config, norm.has_value())) {}
 
   void emit() {
-    Token tok = token_and_position(b_, spec_);
+    Token tok = token_and_position(b_, spec_, config_.tokens, config_.threads);
     token_ = tok;
     if (spec_.angles != AngleMode::table) {
       factor_ = b_.param(kAttentionFactor);
       set_base_ = b_.i64(0);
       if (spec_.frequency_sets) {  // this sequence's set of frequencies; one outside the sets: untouched
         Value set = b_.cast(b_.load(b_.param(kSetIndex) + tok.sequence, 1, {.hint = CacheHint::readonly}), lang::Elem::i64);
-        b_.return_program_if(!b_.ult(set, b_.param(kNumSets)));
+        tok.leave_if(b_, !b_.ult(set, b_.param(kNumSets)));
         factor_ = b_.load(b_.param(kSetFactors) + set, 1, {.hint = CacheHint::readonly});
         set_base_ = set * map_.pairs;
       }
     }
     batch_ = tok.batch;
     seq_ = tok.seq;
-    Value tid = b_.thread_id();
+    Value tid = tok.thread;
     lane_ = b_.urem(tid, b_.i64(map_.lanes));
     group_ = b_.udiv(tid, b_.i64(map_.lanes));
     chunk_ = lane_;

@@ -6,10 +6,19 @@ namespace ropejit::rope {
 
 using lang::Value;
 
-Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
-  Value pid = b.program_id();
-  Value seq_len = b.param("seq_len");
+void Token::leave_if(lang::Builder& b, Value cond) const { shared ? b.return_if(cond) : b.return_program_if(cond); }
+
+Token token_and_position(lang::Builder& b, const RopeSpec& spec, int per_program, int threads) {
   Token t;
+  Value pid = b.program_id();
+  t.thread = b.thread_id();
+  if (per_program > 1) {
+    t.shared = true;
+    pid = pid * int64_t(per_program) + b.udiv(t.thread, b.i64(threads));
+    t.thread = b.urem(t.thread, b.i64(threads));
+    t.leave_if(b, !b.ult(pid, b.param(kNumTokens)));
+  }
+  Value seq_len = b.param("seq_len");
   t.batch = b.udiv(pid, seq_len);
   t.seq = pid - t.batch * seq_len;
   t.sequence = t.batch;
@@ -26,7 +35,7 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
       lo = b.select(in & (first <= pid), cand, lo);
     }
     // Tokens past the last sequence (lo == num_seqs) are left alone.
-    b.return_program_if(!b.ult(lo, n));
+    t.leave_if(b, !b.ult(lo, n));
     Value begin = b.cast(b.load(cu + lo, 1, {.hint = lang::CacheHint::readonly}), lang::Elem::i64);
     Value start = spec.varlen_starts
                       ? b.cast(b.load(b.param(kSeqStarts) + lo, 1, {.hint = lang::CacheHint::readonly}), lang::Elem::i64)
@@ -45,14 +54,14 @@ Token token_and_position(lang::Builder& b, const RopeSpec& spec) {
       inside = inside & b.ult(t.components[size_t(c)], b.param("max_position"));
     }
     t.position = t.components[0];
-    b.return_program_if(!inside);  // any of the three outside the table: the token is left alone
+    t.leave_if(b, !inside);  // any of the three outside the table: the token is left alone
     return t;
   } else {
     t.position = b.cast(b.load(b.param("position_ids") + pid), lang::Elem::i64);
   }
   // A position outside the table (negative ones too, as unsigned) leaves the token untouched:
   // nothing out of bounds is read or written.
-  b.return_program_if(!b.ult(t.position, b.param("max_position")));
+  t.leave_if(b, !b.ult(t.position, b.param("max_position")));
   return t;
 }
 

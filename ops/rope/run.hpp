@@ -36,12 +36,12 @@ Ready ready_rotating(const Plan& plan, const RopeOptions& options, const ConfigR
 
 // Packs a planned call's arguments (the rotation's, then `pack_extra`'s) and launches it.
 template <typename ExtraFn>
-void launch_rotating(const jit::CompiledKernel& kernel, const Plan& plan, Backend backend, ExtraFn&& pack_extra,
-                     void* stream) {
+void launch_rotating(const jit::CompiledKernel& kernel, const Plan& plan, const LaunchConfig& config, Backend backend,
+                     ExtraFn&& pack_extra, void* stream) {
   ArgPack args = kernel.pack();
   pack_rotation_args(args, plan);
   pack_extra(args);
-  jit::launch(kernel, backend, Grid{plan.tokens}, args, stream);
+  jit::launch(kernel, backend, Grid{(plan.tokens + config.tokens - 1) / config.tokens}, args, stream);
 }
 
 // A prepared call's state: the plan of its first call, where it runs and its kernel.

@@ -66,7 +66,8 @@ void RopeSpec::validate() const {
 }
 
 std::string KernelConfig::key() const {
-  return fmt::format("t{}.w{}.u{}{}", threads, vector_width, unroll, streaming ? ".cs" : "");
+  return fmt::format("t{}.w{}.u{}{}{}", threads, vector_width, unroll, streaming ? ".cs" : "",
+                     tokens > 1 ? fmt::format(".tok{}", tokens) : "");
 }
 
 std::string RopeSpec::key() const {
@@ -136,6 +137,11 @@ void validate_config(const RopeSpec& spec, const LaunchConfig& c, bool norm) {
                             c.threads, spec.key(), chunks));
   if (c.unroll < 1 || c.unroll > 16) throw Error(fmt::format("unroll {} is outside 1..16", c.unroll));
   if (c.streaming != 0 && c.streaming != 1) throw Error(fmt::format("streaming {} is neither 0 nor 1", c.streaming));
+  if (!is_pow2(c.tokens) || c.tokens > 8 || c.threads * c.tokens > 1024)
+    throw Error(fmt::format("{} tokens per program: 1, 2, 4 or 8, with threads x tokens at most 1024 ({} threads)",
+                            c.tokens, c.threads));
+  // The norm's reductions need every thread of a program (barriers, full-warp shuffles): one token each.
+  if (norm && c.tokens != 1) throw Error(fmt::format("{} tokens per program: the fused QK-norm op takes 1", c.tokens));
 }
 
 LaunchConfig heuristic_config(const RopeSpec& spec, int width_cap, double bytes_moved, int64_t l2_bytes, bool norm) {
@@ -187,7 +193,7 @@ size_t hash_value(const RopeSpec& s) {
 size_t hash_value(const LaunchConfig& c) {
   return hash_combine(hash_combine(hash_combine(std::hash<int>()(c.threads), std::hash<int>()(c.vector_width)),
                                    std::hash<int>()(c.unroll)),
-                      std::hash<int>()(c.streaming));
+                      std::hash<int>()(c.streaming * 16 + c.tokens));
 }
 
 }  // namespace rope

@@ -1,6 +1,8 @@
 """The ops over the C API: arguments read (torch and numpy directly, anything else through DLPack),
 the table found, one C call, errors raised as ropejit.Error. torch tensors take a fast path
 (torch_call) that packs a call's arguments once per shape and reuses them."""
+import ctypes
+import struct
 import threading
 
 from . import _dlpack as D
@@ -110,30 +112,37 @@ def run(op, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max
 
 
 # ---------------------------------------------------------------------------------------------
-# The torch fast path. A call's DLTensors and options are packed once per key (the op, its options,
-# and each tensor's dtype, device, shape and strides: all a DLTensor holds but its data pointer) into
-# a buffer of their own; a later call with the same key writes only the data pointers and the
-# position offset into it. The C side still checks every DLTensor (shapes, strides, alignment,
-# devices) on each call: a reused buffer describes the call's tensors exactly.
+# The torch fast path. A call is prepared once per key (the op, its options, each tensor's dtype,
+# device, shape and strides, and the pointers' alignment: all the C side's prepared call fixes) into a
+# ropejit_prepared handle; a later call with the same key writes only its data pointers and position
+# offset into the handle's ropejit_data and launches it: three arguments through ctypes. Each launch
+# still checks what its data can change (alignment, overlap by elements, the offset's range).
 
-# One call's own values in a prepared buffer, as indices of its 8-byte words: each slot's data
-# pointer, and the options' position_offset (ropejit_options: struct_size 4 bytes, style 4,
-# rotary_dim 8, then it).
-_WORD = [D.SLOT // 8 * i for i in range(D.NSLOTS)]
-_OFFSET = (D.OPTIONS_AT + 16) // 8
-_K, _POS = _WORD[D.K], _WORD[D.POS]
 _MAX_PREPARED = 256  # per thread; past it the cache starts over (shapes that never repeat)
 _stream = D.torch_stream
 _bump = D.torch_bump_versions
+_launch = L.prepared_launch
+_DATA = struct.Struct("<QQQQQq")  # ropejit_data: q, k, q_out, k_out, positions, position_offset
 
 
 class _Prepared:
-    __slots__ = ("raw", "words", "args", "table", "size", "seq", "cuda", "device", "host_ids")
+    """One key's C prepared call and its ropejit_data buffer (words: q, k, q_out, k_out, positions,
+    position_offset)."""
+    __slots__ = ("handle", "data", "words", "address", "raw", "args", "prepare", "table", "size", "seq", "cuda",
+                 "device", "host_ids", "__weakref__")
+
+    def __init__(self):
+        self.handle = None
+
+    def __del__(self):
+        if self.handle:
+            L.prepared_destroy(self.handle)
+            self.handle = None
 
 
 class _PerThread(threading.local):
     def __init__(self):
-        self.prepared = {}  # key -> _Prepared: each thread writes its own buffers
+        self.prepared = {}  # key -> _Prepared: each thread writes its own data buffers
 
 
 _local = _PerThread()
@@ -149,17 +158,26 @@ def _meta(t):
     return t.dtype, t.device, t.shape, t.stride()
 
 
-def _grow(c, need):
-    """Points c at a table covering positions [0, need): the same rows in a larger table."""
-    handle, c.size = T.entry_for(*c.table, need)
+def _make_handle(c, need):
+    """Prepares c's C call with a table covering positions [0, need) (the same rows in a larger
+    table when it grows; the old handle is freed, launches already queued are unaffected)."""
+    table, c.size = T.entry_for(*c.table, need)
     args = list(c.args)
-    args[-2] = handle
+    args[-2] = table
     c.args = tuple(args)
+    handle = ctypes.c_void_p()
+    status = c.prepare(*c.args, ctypes.byref(handle))
+    if status:
+        L.fail(status)
+    if c.handle:
+        L.prepared_destroy(c.handle)
+    c.handle = handle.value
 
 
 def _prepare(op, tensors, config):
     """The _Prepared of a call, or None for a call the fast path leaves to run() (a device, dtype or
-    rank it does not take, a style it does not know: run() reports those)."""
+    rank it does not take, a style it does not know: run() reports those). Raises ropejit.Error for
+    a call the C side refuses."""
     theta, rotary_dim, style, max_position, table_dtype = config[:5]
     q = tensors[D.Q]
     style_code = STYLES.get(style)
@@ -167,7 +185,6 @@ def _prepare(op, tensors, config):
         return None
     c = _Prepared()
     c.raw, _ = D.new_buffer()
-    c.words = memoryview(c.raw).cast("B").cast("q")
     addrs = []
     for index, t in enumerate(tensors):
         if t is None:
@@ -177,7 +194,7 @@ def _prepare(op, tensors, config):
         if code is None or t.dim() > 4 or not (t.is_cuda or t.device.type == "cpu"):
             return None
         dev_type, dev_id = D.torch_device(t)
-        addrs.append(D.fill(c.raw, index, 0, dev_type, dev_id, code[0], code[1], t.shape, t.stride()))
+        addrs.append(D.fill(c.raw, index, t.data_ptr(), dev_type, dev_id, code[0], code[1], t.shape, t.stride()))
     c.cuda = q.is_cuda
     c.device = q.get_device() if c.cuda else 0
     c.seq = q.shape[0] if q.dim() == 3 else q.shape[1]
@@ -189,10 +206,21 @@ def _prepare(op, tensors, config):
     options = D.options_into(c.raw, style_code, rot, 0, *config[5:])
     if op is L.qk_norm_rope:
         c.args = tuple(addrs[:4] + addrs[D.Q_W:] + [addrs[D.POS], None, options])
+        c.prepare = L.qk_norm_rope_prepare
     else:
         c.args = tuple(addrs[:5] + [None, options])
+        backward = 1 if op is L.rope_backward else 0
+        c.prepare = lambda *a: L.rope_prepare(*a[:-1], backward, a[-1])
     c.table = (D.KDL_CUDA if c.cuda else D.KDL_CPU, c.device, theta, rot, table_dtype)
-    _grow(c, max_position or 0)
+    need = max_position or 0
+    if ids is None:
+        need = max(need, c.seq)  # the first call's offset is checked (and grown for) at its launch
+    elif c.host_ids:
+        need = max(need, int(ids.max()) + 1)  # preparing checks the first call's ids
+    _make_handle(c, need)
+    c.data = ctypes.create_string_buffer(_DATA.size)
+    c.address = ctypes.addressof(c.data)
+    c.words = memoryview(c.data).cast("B").cast("q")
     return c
 
 
@@ -201,13 +229,16 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
     current stream: in place, or into out=(q_out, k_out). config: (theta, rotary_dim, style,
     max_position, table_dtype), plus (eps, one_plus_weight) for qk_norm_rope. Returns (q', k'), or
     None for a call that run() must take (nothing done)."""
-    # The key, read inline (this is the hot path): for each tensor its dtype, device, shape, strides.
+    # The key, read inline (this is the hot path): for each tensor its dtype, device, shape, strides,
+    # and the low bits of the data pointers (the prepared kernel's vector width depends on them).
     # Subclasses (which may redefine what these read) take run().
     if type(q) is not D.Tensor:
         return None
+    qp = q.data_ptr()
     if k is None:
-        km = None
+        km, kp = None, 0
     elif type(k) is D.Tensor:
+        kp = k.data_ptr()
         km = (k.dtype, k.device, k.shape, k.stride())
     else:
         return None
@@ -221,7 +252,7 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
         return None
     if out is None and q_weight is None:
         q_out = k_out = None
-        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm)  # ctypes functions have no hash
+        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, (qp | kp) & 15)
     else:
         q_out, k_out = out if out is not None else (None, None)
         if out is not None and (q_out is None or (k is None) != (k_out is None)):
@@ -229,7 +260,8 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
         extra = (_meta(q_out), _meta(k_out), _meta(q_weight), _meta(k_weight))
         if None in extra:
             return None
-        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, extra)
+        bits = qp | kp | (q_out.data_ptr() if q_out is not None else 0) | (k_out.data_ptr() if k_out is not None else 0)
+        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, extra, bits & 15)
     prepared = _local.prepared
     c = prepared.get(key)
     if c is None:
@@ -241,24 +273,23 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
         prepared[key] = c
     if ids is None:
         if offset + c.seq > c.size:
-            _grow(c, offset + c.seq)
+            _make_handle(c, offset + c.seq)
     elif c.host_ids:
         need = int(ids.max()) + 1
         if need > c.size:
-            _grow(c, need)
+            _make_handle(c, need)
     w = c.words
-    w[0] = q.data_ptr()
-    if k is not None:
-        w[_K] = k.data_ptr()
+    w[0] = qp
+    w[1] = kp
     if ids is None:
-        w[_OFFSET] = offset
+        w[4] = 0
+        w[5] = offset
     else:
-        w[_POS] = ids.data_ptr()
-    if q_out is not None or q_weight is not None:
-        for index, t in ((D.Q_OUT, q_out), (D.K_OUT, k_out), (D.Q_W, q_weight), (D.K_W, k_weight)):
-            if t is not None:
-                w[_WORD[index]] = t.data_ptr()
-    status = op(*c.args, _stream(c.device) if c.cuda else None)
+        w[4] = ids.data_ptr()
+    if q_out is not None:
+        w[2] = q_out.data_ptr()
+        w[3] = k_out.data_ptr() if k_out is not None else 0
+    status = _launch(c.handle, c.address, _stream(c.device) if c.cuda else None)
     if status:
         L.fail(status)
     if q_out is None:

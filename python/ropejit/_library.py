@@ -99,9 +99,14 @@ rope_backward = _declare("ropejit_rope_backward", _i32, _p, _p, _p, _p, _p, _p, 
 qk_norm_rope = _declare("ropejit_qk_norm_rope", _i32, _p, _p, _p, _p, _p, _p, _p, _p, _p, _p)
 rope_warm_up = _declare("ropejit_rope_warm_up", _i32, _p, _p, _p, _p, _p, _p, _p, _i32)
 qk_norm_rope_warm_up = _declare("ropejit_qk_norm_rope_warm_up", _i32, _p, _p, _p, _p, _p, _p, _p, _p, _p)
+# Prepared calls: rope's arguments + backward flag + out; the fused op's + out; then launches.
+rope_prepare = _declare("ropejit_rope_prepare", _i32, _p, _p, _p, _p, _p, _p, _p, _i32, _p)
+qk_norm_rope_prepare = _declare("ropejit_qk_norm_rope_prepare", _i32, _p, _p, _p, _p, _p, _p, _p, _p, _p, _p)
+prepared_launch = _declare("ropejit_prepared_launch", _i32, _p, _p, _p)  # prepared, data, stream
+prepared_destroy = _declare("ropejit_prepared_destroy", None, _p)
 
-if c_api_version() < 1:
-    raise ImportError("ropejit: %s has C API version %d; this package needs 1" % (path, c_api_version()))
+if c_api_version() < 2:
+    raise ImportError("ropejit: %s has C API version %d; this package needs 2" % (path, c_api_version()))
 
 
 def fail(status):

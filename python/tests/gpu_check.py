@@ -427,8 +427,8 @@ def overhead():
     eager()
     (prepared,) = _api._local.prepared.values()
     stream = torch.cuda.current_stream().cuda_stream
-    c_call = lambda: _library.rope(*prepared.args, stream)  # noqa: E731
-    rows.append(("  the C function alone, through ctypes", burst_us(c_call), gpu_us(c_call)))
+    c_call = lambda: _library.prepared_launch(prepared.handle, prepared.address, stream)  # noqa: E731
+    rows.append(("  the C prepared launch alone, through ctypes", burst_us(c_call), gpu_us(c_call)))
     python_side = rows[0][1] - rows[1][1]
     if ropejit._torch.HAS_CUSTOM_OPS:
         op = lambda: torch.ops.ropejit.rope_(q, k, pos, 0, 500000.0, 0, "neox", 0, "float32", False)  # noqa: E731
@@ -462,16 +462,18 @@ def overhead():
             if line.startswith("RESULT "):
                 _, key, value = line.split()
                 native[key] = float(value)
-        check("ropejit-overhead ran", r.returncode == 0 and len(native) == 2, r.stderr.strip()[-300:])
+        check("ropejit-overhead ran", r.returncode == 0 and len(native) == 4, r.stderr.strip()[-300:])
     else:
         check("ropejit-overhead found beside libropejit.so (scripts/stage-gpu copies it)", False, tool)
-    for key, name in (("c_api", "C API (ropejit-overhead)"), ("cpp_api", "C++ API (ropejit-overhead)")):
+    for key, name in (("c_api", "C API (ropejit-overhead)"), ("cpp_api", "C++ API (ropejit-overhead)"),
+                      ("c_prepared", "C prepared launch (ropejit-overhead)"),
+                      ("cpp_prepared", "C++ prepared launch (ropejit-overhead)")):
         if key in native:
             rows.append((name, native[key], math.nan))
     print("\n  %-45s %14s %14s" % ("path (64 tokens, Llama-3-8B, bf16, int64 ids)", "host us/call", "GPU us/call"))
     for name, host, gpu in rows:
         print("  %-45s %14.2f %14s" % (name, host, "" if math.isnan(gpu) else "%.2f" % gpu))
-    print("  Python adds %.2f us to the C function's %.2f us (apply_rope %.2f us)" % (python_side, rows[1][1],
+    print("  Python adds %.2f us to the C prepared launch's %.2f us (apply_rope %.2f us)" % (python_side, rows[1][1],
                                                                                   rows[0][1]))
     if len(rows) > 2 and rows[2][0].startswith("torch.ops.ropejit.rope_"):
         print("  the custom op's dispatch adds %.2f us to apply_rope's; torch.compile's call of its graph adds %.2f us "
