@@ -6,11 +6,14 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include <chrono>
 #include <map>
+#include <utility>
 #include <memory>
 
 #include "codegen/llvm_init.hpp"
 #include "codegen/optimize.hpp"
+#include "core/stats.hpp"
 #include "ropejit/core.hpp"
 
 namespace ropejit::codegen {
@@ -36,12 +39,22 @@ std::unique_ptr<llvm::TargetMachine> create_target_machine(const PtxTarget& targ
   return tm;
 }
 
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+thread_local double t_target_machine_ms = 0;  // this thread's last target machine creation
+
 // Target machines are costly to create (a few ms) and not safe to share between threads while
 // generating code: one per thread and target.
 llvm::TargetMachine& target_machine(const PtxTarget& target) {
   thread_local std::map<std::pair<int, int>, std::unique_ptr<llvm::TargetMachine>> machines;
   auto& tm = machines[{target.sm, target.ptx_isa}];
-  if (!tm) tm = create_target_machine(target);
+  if (!tm) {
+    auto t0 = std::chrono::steady_clock::now();
+    tm = create_target_machine(target);
+    t_target_machine_ms = ms_since(t0);
+  }
   return *tm;
 }
 }  // namespace
@@ -60,7 +73,10 @@ std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
   auto& tm = target_machine(target);
   module.setTargetTriple(kTriple);
   module.setDataLayout(tm.createDataLayout());
+  auto t0 = std::chrono::steady_clock::now();
   optimize_module(module, tm);
+  const double optimize_ms = ms_since(t0);
+  t0 = std::chrono::steady_clock::now();
 
   llvm::SmallString<0> ptx;
   llvm::raw_svector_ostream os(ptx);
@@ -68,6 +84,7 @@ std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
   if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
     throw Error(ErrorKind::compile, "the NVPTX backend cannot emit assembly");
   pm.run(module);
+  record_codegen_phases(std::exchange(t_target_machine_ms, 0), optimize_ms, ms_since(t0));
   return std::string(ptx.str());
 }
 

@@ -11,7 +11,7 @@ namespace ropejit {
 namespace {
 std::atomic<uint64_t> g_generated{0}, g_loaded{0}, g_hits{0}, g_misses{0};
 std::atomic<uint64_t> g_layer[3][2];  // [layer][hit]
-std::atomic<double> g_codegen_ms{0}, g_load_ms{0}, g_link_ms{0};
+std::atomic<double> g_codegen_ms{0}, g_load_ms{0}, g_link_ms{0}, g_tm_ms{0}, g_opt_ms{0}, g_emit_ms{0};
 
 }  // namespace
 
@@ -31,6 +31,11 @@ void record_codegen(double ms) {
   g_generated.fetch_add(1, std::memory_order_relaxed);
   g_codegen_ms.store(ms, std::memory_order_relaxed);
   if (logging()) std::fprintf(stderr, "ropejit: code generation %.2f ms\n", ms);
+}
+void record_codegen_phases(double target_machine_ms, double optimize_ms, double emit_ms) {
+  g_tm_ms.store(target_machine_ms, std::memory_order_relaxed);
+  g_opt_ms.store(optimize_ms, std::memory_order_relaxed);
+  g_emit_ms.store(emit_ms, std::memory_order_relaxed);
 }
 void record_module_load(double ms) {
   g_loaded.fetch_add(1, std::memory_order_relaxed);
@@ -59,6 +64,9 @@ Stats stats() {
   s.disk_ptx_misses = g_layer[2][0].load();
   s.disk_ptx_hits = g_layer[2][1].load();
   s.last_codegen_ms = g_codegen_ms.load();
+  s.last_target_machine_ms = g_tm_ms.load();
+  s.last_optimize_ms = g_opt_ms.load();
+  s.last_emit_ms = g_emit_ms.load();
   s.last_load_ms = g_load_ms.load();
   s.last_link_ms = g_link_ms.load();
   return s;

@@ -5,6 +5,8 @@
 
 namespace ropejit {
 void record_codegen(double ms);
+// The NVPTX generation's phases: target machine made (0 when reused), optimisation, PTX emission.
+void record_codegen_phases(double target_machine_ms, double optimize_ms, double emit_ms);
 void record_module_load(double ms);
 void record_link(double ms);
 void record_memory_hit();

@@ -79,6 +79,9 @@ struct Stats {
   uint64_t disk_cubin_hits = 0, disk_cubin_misses = 0;
   uint64_t disk_ptx_hits = 0, disk_ptx_misses = 0;
   double last_codegen_ms = 0;  // IR -> PTX (or host code) of the last generation
+  // Its phases (NVPTX): the target machine made (0 when reused), optimisation, PTX emission; the rest
+  // of last_codegen_ms built the IR.
+  double last_target_machine_ms = 0, last_optimize_ms = 0, last_emit_ms = 0;
   double last_load_ms = 0;     // driver load (PTX JIT or cubin) of the last module
   double last_link_ms = 0;     // PTX -> cubin by the driver's linker (its PTX JIT) of the last kernel
 };
