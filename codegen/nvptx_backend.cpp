@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <vector>
 #include <utility>
 #include <memory>
 
@@ -43,19 +45,50 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-thread_local double t_target_machine_ms = 0;  // this thread's last target machine creation
+thread_local double t_made_ms = 0;  // machines this thread made since its last generation was recorded
 
 // Target machines are costly to create (a few ms) and not safe to share between threads while
-// generating code: one per thread and target.
-llvm::TargetMachine& target_machine(const PtxTarget& target) {
-  thread_local std::map<std::pair<int, int>, std::unique_ptr<llvm::TargetMachine>> machines;
-  auto& tm = machines[{target.sm, target.ptx_isa}];
-  if (!tm) {
-    auto t0 = std::chrono::steady_clock::now();
-    tm = create_target_machine(target);
-    t_target_machine_ms = ms_since(t0);
+// generating code: a process-wide pool per target, each machine leased to one generation at a time
+// (so the one the background warm-up made serves the first kernel of whichever thread comes).
+class MachinePool {
+ public:
+  struct Lease {
+    MachinePool* pool;
+    std::pair<int, int> key;
+    std::unique_ptr<llvm::TargetMachine> tm;
+    ~Lease() {
+      if (!tm) return;
+      std::lock_guard<std::mutex> lock(pool->mutex_);
+      pool->free_[key].push_back(std::move(tm));
+    }
+  };
+  Lease lease(const PtxTarget& target) {
+    const std::pair<int, int> key{target.sm, target.ptx_isa};
+    std::unique_ptr<llvm::TargetMachine> tm;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto& free = free_[key];
+      if (!free.empty()) {
+        tm = std::move(free.back());
+        free.pop_back();
+      }
+    }
+    if (!tm) {
+      auto t0 = std::chrono::steady_clock::now();
+      tm = create_target_machine(target);
+      t_made_ms += ms_since(t0);
+    }
+    return Lease{this, key, std::move(tm)};
   }
-  return *tm;
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<int, int>, std::vector<std::unique_ptr<llvm::TargetMachine>>> free_;
+};
+
+MachinePool& machines() {
+  static auto* pool = new MachinePool;  // never destroyed: a lease may end during static destruction
+  return *pool;
 }
 }  // namespace
 
@@ -66,11 +99,13 @@ int llvm_max_ptx_isa() {
 
 void configure_nvptx_module(llvm::Module& module, const PtxTarget& target) {
   module.setTargetTriple(kTriple);
-  module.setDataLayout(target_machine(target).createDataLayout());
+  auto lease = machines().lease(target);
+  module.setDataLayout(lease.tm->createDataLayout());
 }
 
-std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
-  auto& tm = target_machine(target);
+std::string emit_ptx(llvm::Module& module, const PtxTarget& target, bool record) {
+  auto lease = machines().lease(target);
+  auto& tm = *lease.tm;
   module.setTargetTriple(kTriple);
   module.setDataLayout(tm.createDataLayout());
   auto t0 = std::chrono::steady_clock::now();
@@ -84,7 +119,8 @@ std::string emit_ptx(llvm::Module& module, const PtxTarget& target) {
   if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
     throw Error(ErrorKind::compile, "the NVPTX backend cannot emit assembly");
   pm.run(module);
-  record_codegen_phases(std::exchange(t_target_machine_ms, 0), optimize_ms, ms_since(t0));
+  if (record) record_codegen_phases(t_made_ms, optimize_ms, ms_since(t0));
+  t_made_ms = 0;
   return std::string(ptx.str());
 }
 

@@ -3,7 +3,13 @@
 #include <llvm/IR/LLVMContext.h>
 #include <llvm/IR/Module.h>
 
+#include <pthread.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <memory>
 
@@ -11,6 +17,9 @@
 #include "codegen/host_backend.hpp"
 #include "codegen/nvptx_backend.hpp"
 #include "core/stats.hpp"
+#include "jit/target.hpp"
+#include "runtime/context.hpp"
+#include "runtime/driver_api.hpp"
 
 namespace ropejit::jit {
 
@@ -28,6 +37,70 @@ std::string build(const KernelDef& def, llvm::Module& module, lang::Target targe
   def.body(b);
   return impl.finish();
 }
+
+// LLVM's first generation in a process costs about twice a later one: its one-time set-up, its code
+// paged in, a target machine made. On the first ensure_context (the first driver use, typically
+// the model's table, before any kernel) a background thread pays that with a small kernel for this
+// device's target; its machine then serves the first real kernel from the pool. ROPEJIT_WARM_LLVM=0
+// turns it off. fork() and exit() wait for it: no child inherits LLVM's locks mid-use, and LLVM's
+// statics outlive it.
+class WarmUp {
+ public:
+  static void start() {
+    const char* v = std::getenv("ROPEJIT_WARM_LLVM");
+    if (v && std::string(v) == "0") return;
+    static WarmUp* warm = new WarmUp;  // never destroyed: exit() must not wait on it
+    (void)warm;
+  }
+
+ private:
+  WarmUp() {
+    pthread_atfork(&WarmUp::wait, nullptr, nullptr);
+    std::atexit(&WarmUp::wait);  // before LLVM's statics are destroyed (registered after them)
+    std::thread([this] {
+      try {
+        const auto& props = runtime::device_props(0);
+        KernelDef def;
+        def.key = "ropejit_warm_up";
+        def.signature = Signature{Arg::pointer("x", DType::f32)};
+        def.threads = 32;
+        def.body = [](lang::Builder& b) {
+          lang::Value p = b.param("x") + b.thread_id() * 4;
+          b.store(p, b.load(p, 4, {.align = 16}) * 2.0, {.align = 16});
+        };
+        const auto target = ptx_target(props.sm, runtime::driver().version, props.name.c_str());
+        llvm::LLVMContext ctx;
+        llvm::Module module(def.symbol(), ctx);
+        codegen::configure_nvptx_module(module, target);
+        build(def, module, lang::Target::nvptx, def.symbol());
+        codegen::emit_ptx(module, target, /*record=*/false);
+      } catch (...) {  // nothing to warm (no device, an old driver): the first kernel says why
+      }
+      std::lock_guard<std::mutex> lock(mutex());
+      done() = true;
+      finished().notify_all();
+    }).detach();
+  }
+  static std::mutex& mutex() {
+    static auto* m = new std::mutex;
+    return *m;
+  }
+  static std::condition_variable& finished() {
+    static auto* c = new std::condition_variable;
+    return *c;
+  }
+  static bool& done() {
+    static bool d = false;
+    return d;
+  }
+  static void wait() {
+    std::unique_lock<std::mutex> lock(mutex());
+    finished().wait(lock, [] { return done(); });
+  }
+};
+
+const bool warm_up_registered = (runtime::on_first_context = &WarmUp::start, true);
+
 }  // namespace
 
 std::string generate_ptx(const KernelDef& def, const codegen::PtxTarget& target) {

@@ -65,8 +65,14 @@ int driver_max_ptx_isa(int v) {
   return 0;  // older drivers: ropejit's PTX is not for them
 }
 
+void (*on_first_context)() = nullptr;
+
 CUcontext ensure_context(int ordinal) {
   const auto& d = driver();
+  static std::once_flag first;
+  std::call_once(first, [] {
+    if (on_first_context) on_first_context();
+  });
   CUcontext ctx = nullptr;
   check(d.cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
   if (ctx) return ctx;

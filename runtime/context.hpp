@@ -18,6 +18,10 @@ struct DeviceProps {
 // The highest PTX ISA (e.g. 90 for 9.0) a driver of this version (cuDriverGetVersion) accepts.
 int driver_max_ptx_isa(int driver_version);
 
+// Called once, on the first ensure_context (after static initialisation, from the caller's thread):
+// the code generator's background warm-up registers itself here (the runtime alone has none).
+extern void (*on_first_context)();
+
 // Makes a context current and returns it: the caller's current context if there is one, else the
 // primary context of device `ordinal` (retained once for the life of the process).
 CUcontext ensure_context(int ordinal);
