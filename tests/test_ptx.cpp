@@ -91,6 +91,19 @@ std::vector<std::pair<RopeSpec, LaunchConfig>> representative() {
   hf.positions = PositionKind::ids_i32;
   out.push_back({hf, LaunchConfig{256, 8, 2, 1}});  // the heuristic's w2 for in-kernel angles aside: 16-byte accesses
   out.push_back({hf, heuristic_config(hf, 16)});
+  // Several tokens per program: d64 (128 threads a token) with two and four, varlen with two.
+  RopeSpec small;
+  small.head_dim = small.rotary_dim = 64;
+  for (int tokens : {2, 4}) {
+    auto c = heuristic_config(small, 16);
+    c.tokens = tokens;
+    out.push_back({small, c});
+  }
+  RopeSpec packed;
+  packed.positions = PositionKind::varlen_i32, packed.varlen_depth = 8;
+  auto pc = heuristic_config(packed, 16);
+  pc.tokens = 2;
+  out.push_back({packed, pc});
   return out;
 }
 
@@ -104,7 +117,7 @@ TEST_CASE("ptx: generated for sm_80 and sm_90 at PTX ISA 8.5, with the kernel en
     CHECK(ptx.find(".version 8.5") != std::string::npos);
     CHECK(ptx.find(fmt::format(".target sm_{}", sm)) != std::string::npos);
     CHECK(ptx.find(".visible .entry " + rope_symbol(s, c)) != std::string::npos);
-    CHECK(ptx.find(fmt::format(".maxntid {}, 1, 1", c.threads)) != std::string::npos);
+    CHECK(ptx.find(fmt::format(".maxntid {}, 1, 1", c.threads * c.tokens)) != std::string::npos);
     // no approximate math anywhere: the rotation is plain fma
     CHECK(ptx.find(".approx") == std::string::npos);
     CHECK(ptx.find("fma.rn.f32") != std::string::npos);
