@@ -31,7 +31,8 @@ Call read_call(const DLTensor* q, const DLTensor* k, const DLTensor* q_out, cons
   if (k_out) call.options.k_out = other_view(names.k_out, *k_out, call, names.q, q->ndim);
   if (positions) {
     check_place("positions", *positions, call.place, names.q);
-    call.positions = positions_of(*positions, call.q, q->ndim);
+    const auto& m = call.options.mrope_section;
+    call.positions = positions_of(*positions, call.q, q->ndim, m[0] || m[1] || m[2]);
   } else {
     call.positions = Positions::contiguous(call.c_options.position_offset);
   }

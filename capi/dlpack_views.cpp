@@ -95,8 +95,18 @@ void check_contiguous(const char* name, const DLTensor& t, int64_t count) {
   if (n != count) throw Error(fmt::format("{}: {} elements, expected {}", name, n, count));
 }
 
-Positions positions_of(const DLTensor& ids, const TensorView& q, int q_ndim) {
+Positions positions_of(const DLTensor& ids, const TensorView& q, int q_ndim, bool multimodal) {
   DType dtype = dtype_of("positions", ids.dtype, /*ints=*/true);
+  if (multimodal) {  // [3, tokens] or [3, batch, seq]: the t, h and w ids, each contiguous after the other
+    const bool ok = ids.shape && ids.shape[0] == 3 &&
+                    ((ids.ndim == 2 && ids.shape[1] == q.tokens()) ||
+                     (ids.ndim == 3 && q_ndim == 4 && ids.shape[1] == q.batch && ids.shape[2] == q.seq));
+    if (!ok)
+      throw Error(fmt::format("positions: with mrope_section, expected [3, tokens]{} (the t, h and w ids)",
+                              q_ndim == 4 ? fmt::format(" or [3, batch, seq] = [3, {}, {}]", q.batch, q.seq) : ""));
+    check_contiguous("positions", ids, 3 * q.tokens());
+    return Positions::multimodal(address_of(ids), dtype);
+  }
   bool shape_ok = ids.ndim == 1 || (ids.ndim == 2 && q_ndim == 4 && ids.shape && ids.shape[0] == q.batch &&
                                     ids.shape[1] == q.seq);
   if (!shape_ok)

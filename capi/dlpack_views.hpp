@@ -32,6 +32,6 @@ TensorView view_of(const char* name, const DLTensor& t);
 void check_contiguous(const char* name, const DLTensor& t, int64_t count);
 
 // Position ids for q's tokens: int32/int64, [tokens] or [batch, seq], contiguous.
-Positions positions_of(const DLTensor& ids, const TensorView& q, int q_ndim);
+Positions positions_of(const DLTensor& ids, const TensorView& q, int q_ndim, bool multimodal = false);
 
 }  // namespace ropejit::capi

@@ -35,6 +35,9 @@ RopeOptions rope_options(const ropejit_options& o, const Place& place) {
   r.vector_width = o.vector_width;
   r.unroll = o.unroll;
   r.streaming = o.streaming;
+  r.rotary_offset = o.rotary_offset;
+  for (int i = 0; i < 3; ++i) r.mrope_section[size_t(i)] = o.mrope_section[i];
+  r.mrope_interleaved = o.mrope_interleaved != 0;
   return r;
 }
 

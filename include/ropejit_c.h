@@ -67,6 +67,15 @@ typedef struct ropejit_options {
   int32_t one_plus_weight; /* QK-norm: scale by (1 + w), as Gemma stores its weights; default 0 */
   /* Tuning hooks; 0 (streaming: -1) = ropejit's choice. */
   int32_t threads, vector_width, unroll, streaming;
+  /* C API 2. The rotated dims are [rotary_offset, rotary_offset + rotary_dim) of each head (DeepSeek's
+   * MLA: the last 64 of 192); default 0. */
+  int64_t rotary_offset;
+  /* Multimodal RoPE (Qwen2-VL): pairs [0, s0) rotated by the temporal id, the next s1 by the height
+   * id, the next s2 by the width id (adding up to rotary_dim / 2); positions are then int32/int64
+   * [3, tokens] (3-D q) or [3, batch, seq] (4-D q). mrope_interleaved (Qwen3-VL): pair i by height
+   * when i % 3 == 1 and i < 3 s1, by width when i % 3 == 2 and i < 3 s2, else temporal. Default 0. */
+  int32_t mrope_section[3];
+  int32_t mrope_interleaved;
 } ropejit_options;
 void ropejit_options_init(ropejit_options* options);
 

@@ -40,24 +40,47 @@ _torch_call = _api.torch_call
 
 
 def apply_rope(q, k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox", inplace=True, out=None,
-               stream=None, max_position=None, table=None, table_dtype="float32"):
+               stream=None, max_position=None, table=None, table_dtype="float32", rotary_offset=0,
+               mrope_section=None, mrope_interleaved=False):
     """Rotates q (and k) by each token's position; returns (q', k') (k' None without k).
 
     style "neox" rotates the halves (x[i], x[i + R/2]), "gptj" interleaved pairs (x[2i], x[2i+1]);
-    rotary_dim (default head_dim) leading elements are rotated, the rest copied."""
+    rotary_dim (default head_dim - rotary_offset) elements from rotary_offset are rotated, the rest
+    copied (DeepSeek's MLA: rotary_offset=128, rotary_dim=64 of a 192-dim head). mrope_section=(t, h, w)
+    pair counts (Qwen2-VL; mrope_interleaved=True: Qwen3-VL) take positions [3, tokens] or
+    [3, batch, seq] of temporal, height and width ids."""
     return _rope(False, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table,
-                 table_dtype)
+                 table_dtype, _layout(rotary_offset, mrope_section, mrope_interleaved))
 
 
 def apply_rope_backward(grad_q, grad_k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox",
-                        inplace=True, out=None, stream=None, max_position=None, table=None, table_dtype="float32"):
+                        inplace=True, out=None, stream=None, max_position=None, table=None, table_dtype="float32",
+                        rotary_offset=0, mrope_section=None, mrope_interleaved=False):
     """RoPE's backward: the gradients of the outputs rotated by the negated angle (the inverse
     rotation) give those of the inputs. Arguments as apply_rope."""
     return _rope(True, grad_q, grad_k, positions, theta, rotary_dim, style, inplace, out, stream, max_position,
-                 table, table_dtype)
+                 table, table_dtype, _layout(rotary_offset, mrope_section, mrope_interleaved))
 
 
-def _rope(inverse, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table, table_dtype):
+def _layout(rotary_offset, mrope_section, mrope_interleaved):
+    """(rotary_offset, mrope_section, mrope_interleaved) as the C options take them."""
+    if mrope_section is None:
+        mrope = (0, 0, 0)
+    else:
+        mrope = tuple(int(s) for s in mrope_section)
+        if len(mrope) != 3:
+            raise Error("mrope_section: %r; give the (temporal, height, width) pair counts" % (mrope_section,))
+    return int(rotary_offset), mrope, bool(mrope_interleaved)
+
+
+def _rope(inverse, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table, table_dtype,
+          layout=_D.DEFAULT_LAYOUT):
+    if layout != _D.DEFAULT_LAYOUT:  # rotary_offset or multimodal: the general path, not yet autograd or compile
+        if isinstance(q, _Tensor) and (_is_compiling() or ((q.requires_grad or (k is not None and k.requires_grad))
+                                                            and _grad_enabled())):
+            raise Error("rotary_offset and mrope_section are not supported under autograd or torch.compile yet")
+        return _api.run(_L.rope_backward if inverse else _L.rope, q, k, positions, theta, rotary_dim, style, inplace,
+                        out, stream, max_position, table, table_dtype, layout=layout)
     if table is None and isinstance(q, _Tensor):
         # _torch.routed(q, k) inlined (the hot path). Under torch.compile this is all that is traced:
         # the custom op takes the call, and nothing of ctypes is touched.

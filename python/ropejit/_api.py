@@ -58,8 +58,9 @@ def _stream_of(stream, q, dev_type, dev_id):
 
 
 def run(op, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table, table_dtype,
-        q_weight=None, k_weight=None, eps=1e-6, one_plus_weight=False, warm_up=False):
-    """One call of `op` (rope, rope_backward or qk_norm_rope); returns (q', k')."""
+        q_weight=None, k_weight=None, eps=1e-6, one_plus_weight=False, warm_up=False, layout=D.DEFAULT_LAYOUT):
+    """One call of `op` (rope, rope_backward or qk_norm_rope); returns (q', k'). layout: (rotary_offset,
+    mrope_section, mrope_interleaved)."""
     style_code = STYLES.get(style)
     if style_code is None:
         raise L.Error("style %r is not supported: use 'neox' or 'gptj'" % (style,))
@@ -75,7 +76,7 @@ def run(op, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max
         rot = rotary_dim or table.rotary_dim
         handle = table.handle
     else:
-        rot = rotary_dim or shape[-1]
+        rot = rotary_dim or shape[-1] - layout[0]
         handle = T.table_for(dev_type, dev_id, theta, rot, table_dtype, needed)
     if out is not None:
         q_out, k_out = out
@@ -93,7 +94,7 @@ def run(op, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max
     try:
         args = (D.pack(D.Q, q, s, in_place), D.pack(D.K, k, s, in_place), D.pack(D.Q_OUT, q_out, s, True),
                 D.pack(D.K_OUT, k_out, s, True), D.pack(D.POS, ids, s))
-        opt = D.options(style_code, rot, offset, eps, one_plus_weight)
+        opt = D.options(style_code, rot, offset, eps, one_plus_weight, layout)
         if op is L.qk_norm_rope or op is L.qk_norm_rope_warm_up:
             w = (D.pack(D.Q_W, q_weight, s), D.pack(D.K_W, k_weight, s))
             status = op(*args[:4], *w, args[4], handle, opt) if warm_up else op(*args[:4], *w, args[4], handle, opt, s)
@@ -179,6 +180,8 @@ def _prepare(op, tensors, config):
     rank it does not take, a style it does not know: run() reports those). Raises ropejit.Error for
     a call the C side refuses."""
     theta, rotary_dim, style, max_position, table_dtype = config[:5]
+    eps, one_plus_weight = config[5:7] or (1e-6, False)
+    layout = config[7] if len(config) > 7 else D.DEFAULT_LAYOUT
     q = tensors[D.Q]
     style_code = STYLES.get(style)
     if style_code is None or q.dim() not in (3, 4):
@@ -198,12 +201,12 @@ def _prepare(op, tensors, config):
     c.cuda = q.is_cuda
     c.device = q.get_device() if c.cuda else 0
     c.seq = q.shape[0] if q.dim() == 3 else q.shape[1]
-    rot = rotary_dim or q.shape[-1]
+    rot = rotary_dim or q.shape[-1] - layout[0]
     ids = tensors[D.POS]
     # Ids on the host are read for the table they need (their max), each call; on the GPU they are
     # not read (max_position, else the default size, covers them).
     c.host_ids = ids is not None and not ids.is_cuda and ids.numel() > 0
-    options = D.options_into(c.raw, style_code, rot, 0, *config[5:])
+    options = D.options_into(c.raw, style_code, rot, 0, eps, one_plus_weight, layout)
     if op is L.qk_norm_rope:
         c.args = tuple(addrs[:4] + addrs[D.Q_W:] + [addrs[D.POS], None, options])
         c.prepare = L.qk_norm_rope_prepare
@@ -307,6 +310,7 @@ def call(op, q, k, positions, config, inplace=True, out=None, q_weight=None, k_w
     if r is not None:
         return r
     theta, rotary_dim, style, max_position, table_dtype = config[:5]
-    eps, one_plus_weight = config[5:] or (1e-6, False)
+    eps, one_plus_weight = config[5:7] or (1e-6, False)
+    layout = config[7] if len(config) > 7 else D.DEFAULT_LAYOUT
     return run(op, q, k, positions, theta, rotary_dim, style, inplace, out, None, max_position, None, table_dtype,
-               q_weight, k_weight, eps, one_plus_weight)
+               q_weight, k_weight, eps, one_plus_weight, layout=layout)

@@ -16,9 +16,12 @@ SLOT = 112
 _HEAD = "<QiiiBBHQQQ"
 _PACK = {n: struct.Struct(_HEAD + "%dq%dx%dq" % (n, 8 * (4 - n), n)) for n in range(0, 5)}
 # ropejit_options: struct_size, style, rotary_dim, position_offset, eps, one_plus_weight, threads,
-# vector_width, unroll, streaming (56 bytes).
-OPTIONS_SIZE = 56
-_OPTIONS = struct.Struct("<Iiqqdiiiii4x")
+# vector_width, unroll, streaming, then (C API 2) rotary_offset, mrope_section[3], mrope_interleaved
+# (80 bytes).
+OPTIONS_SIZE = 80
+_OPTIONS = struct.Struct("<Iiqqdiiiii4xq3ii")
+# The layout options past the rotary_dim: (rotary_offset, mrope_section, mrope_interleaved).
+DEFAULT_LAYOUT = (0, (0, 0, 0), False)
 
 # Slots: q, k, q_out, k_out, positions, q_weight, k_weight; then the options.
 Q, K, Q_OUT, K_OUT, POS, Q_W, K_W = range(7)
@@ -182,15 +185,16 @@ def pack(index, x, stream=0, writes=False):
     return pack_dlpack(index, x, stream)
 
 
-def options_into(raw, style, rotary_dim, offset, eps=1e-6, one_plus_weight=False):
+def options_into(raw, style, rotary_dim, offset, eps=1e-6, one_plus_weight=False, layout=DEFAULT_LAYOUT):
     """Packs the options of raw (a new_buffer()); returns their address."""
+    rotary_offset, mrope, interleaved = layout
     _OPTIONS.pack_into(raw, OPTIONS_AT, OPTIONS_SIZE, style, rotary_dim, offset, eps, 1 if one_plus_weight else 0, 0, 0,
-                       0, -1)
+                       0, -1, rotary_offset, *mrope, 1 if interleaved else 0)
     return ctypes.addressof(raw) + OPTIONS_AT
 
 
-def options(style, rotary_dim, offset, eps=1e-6, one_plus_weight=False):
-    return options_into(buffers.raw, style, rotary_dim, offset, eps, one_plus_weight)
+def options(style, rotary_dim, offset, eps=1e-6, one_plus_weight=False, layout=DEFAULT_LAYOUT):
+    return options_into(buffers.raw, style, rotary_dim, offset, eps, one_plus_weight, layout)
 
 
 def device_of(x):

@@ -47,6 +47,48 @@ class TestNumpy(unittest.TestCase):
         n, msg = R.mismatches(q2, R.rope(q, ids, cos, sin, "gptj"), "float32")
         self.assertEqual(n, 0, msg)
 
+    def test_rotary_offset_and_multimodal_sections(self):
+        # DeepSeek's MLA (the last 64 of 192 dims) and Qwen2-VL / Qwen3-VL sections, against numpy fp64:
+        # a pair takes the position of its section's component; dims outside the rotary part bit-exact.
+        import reference as R
+
+        rng = np.random.default_rng(12)
+        T, H = 6, 3
+        x = rng.uniform(-2, 2, (T, H, 192)).astype(np.float32)
+        for style in ("neox", "gptj"):
+            y, _ = ropejit.apply_rope(x, None, 5, inplace=False, style=style, rotary_offset=128, rotary_dim=64)
+            cos, sin = R.table(8192, 64)
+            want = R.rope(x[..., 128:], 5, cos, sin, style)
+            n, msg = R.mismatches(y[..., 128:], want, "float32")
+            self.assertEqual(n, 0, msg)
+            np.testing.assert_array_equal(y[..., :128], x[..., :128])
+        D = 64
+        q = rng.uniform(-2, 2, (T, H, D)).astype(np.float32)
+        ids = rng.integers(0, 500, (3, T)).astype(np.int64)
+        cos, sin = R.table(8192, D)
+        for section, interleaved in (((16, 8, 8), False), ((10, 11, 11), True)):
+            y, _ = ropejit.apply_rope(q, None, ids, inplace=False, mrope_section=section,
+                                      mrope_interleaved=interleaved)
+            pair = np.arange(D // 2)
+            if interleaved:
+                comp = np.where((pair % 3 == 1) & (pair < 3 * section[1]), 1,
+                                np.where((pair % 3 == 2) & (pair < 3 * section[2]), 2, 0))
+            else:
+                comp = np.where(pair < section[0], 0, np.where(pair < section[0] + section[1], 1, 2))
+            pos = ids[comp, :].T  # [tokens, pairs]: each pair's position
+            c, s = cos[pos, pair][:, None, :], sin[pos, pair][:, None, :]
+            x1, x2 = q[..., :D // 2].astype(np.float64), q[..., D // 2:].astype(np.float64)
+            value = np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], -1)
+            scale = np.concatenate([np.abs(x1 * c) + np.abs(x2 * s), np.abs(x2 * c) + np.abs(x1 * s)], -1)
+            n, msg = R.mismatches(y, (value, scale, 2.0 ** -22), "float32")
+            self.assertEqual(n, 0, msg)
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.apply_rope(q, None, ids[0], inplace=False, mrope_section=(16, 8, 8))
+        self.assertIn("[3, tokens]", str(cm.exception))
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.apply_rope(q, None, ids, inplace=False, mrope_section=(16, 8))
+        self.assertIn("mrope_section", str(cm.exception))
+
     def test_warm_up_writes_nothing(self):
         rng = np.random.default_rng(5)
         q = rng.uniform(-2, 2, (4, 2, 64)).astype(np.float32)
