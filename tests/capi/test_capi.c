@@ -155,10 +155,11 @@ static void run_case(const Case* c, uint64_t seed) {
   st = ropejit_prepared_launch(prepared, &data, NULL);
   snprintf(label, sizeof label, "%s: prepared launch returns ROPEJIT_OK", what);
   check(st == ROPEJIT_OK, label, ropejit_last_error());
-  snprintf(label, sizeof label, "%s (prepared)", what);
-  check_output(c->out_of_place ? "q_out" : "q", label, c->out_of_place ? &qo : &q, &qref, c->out_of_place ? qo_before : q_before);
+  char prepared_what[300];
+  snprintf(prepared_what, sizeof prepared_what, "prepared %.200s", what);
+  check_output(c->out_of_place ? "q_out" : "q", prepared_what, c->out_of_place ? &qo : &q, &qref, c->out_of_place ? qo_before : q_before);
   if (c->with_k)
-    check_output(c->out_of_place ? "k_out" : "k", label, c->out_of_place ? &ko : &k, &kref, c->out_of_place ? ko_before : k_before);
+    check_output(c->out_of_place ? "k_out" : "k", prepared_what, c->out_of_place ? &ko : &k, &kref, c->out_of_place ? ko_before : k_before);
   ropejit_prepared_destroy(prepared);
 
   free(q_before), free(k_before), free(qo_before), free(ko_before);
@@ -235,6 +236,78 @@ static void run_defaults_and_warm_up(void) {
   ropejit_table_destroy(NULL);
 }
 
+/* C API 2's layout options: rotary_offset (dims before it copied bit for bit, the rest as a compact
+ * call on those dims alone) and multimodal sections (all pairs on one component = that component's ids
+ * as plain positions), each compared bit for bit with calls the matrix checks against fp64. */
+static void run_layout_options(void) {
+  uint64_t rng = 5;
+  const int64_t T = 4, H = 2;
+  int64_t xs[3] = {T, H, 96}, rs[3] = {T, H, 64};
+  Tensor x, y, part, ids3, ids;
+  tensor_init(&x, 3, xs, dt_f32(), 0);
+  tensor_init(&y, 3, xs, dt_f32(), 0);
+  tensor_init(&part, 3, rs, dt_f32(), 0);
+  tensor_random(&x, &rng);
+  tensor_poison(&y);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h)
+      memcpy((float*)part.storage + (t * H + h) * 64, (float*)x.storage + (t * H + h) * 96 + 32, 64 * sizeof(float));
+  ropejit_table* table = NULL;
+  DLDevice cpu = {kDLCPU, 0};
+  check(ropejit_table_create(cpu, 64, 64, 10000.0, dt_f32(), &table) == ROPEJIT_OK, "layout: table", ropejit_last_error());
+  ropejit_options opt;
+  ropejit_options_init(&opt);
+  check(opt.rotary_offset == 0 && opt.mrope_section[0] == 0 && opt.mrope_interleaved == 0, "layout: defaults 0", "");
+  opt.rotary_offset = 32;
+  opt.position_offset = 9;
+  check(ropejit_rope(&x.t, NULL, &y.t, NULL, NULL, table, &opt, NULL) == ROPEJIT_OK, "rotary_offset 32 of 96",
+        ropejit_last_error());
+  ropejit_options plain;
+  ropejit_options_init(&plain);
+  plain.position_offset = 9;
+  check(ropejit_rope(&part.t, NULL, NULL, NULL, NULL, table, &plain, NULL) == ROPEJIT_OK, "the rotary dims alone",
+        ropejit_last_error());
+  int same = 1;
+  for (int64_t r = 0; r < T * H; ++r) {
+    same &= memcmp((float*)y.storage + r * 96, (float*)x.storage + r * 96, 32 * sizeof(float)) == 0;
+    same &= memcmp((float*)y.storage + r * 96 + 32, (float*)part.storage + r * 64, 64 * sizeof(float)) == 0;
+  }
+  check(same, "rotary_offset: dims before it copied, the rest equal to rotating them alone", "");
+  /* Multimodal: [3, T] ids; every pair on one component gives that component's ids as positions. */
+  int64_t s3[2] = {3, T}, s1[1] = {T};
+  tensor_init(&ids3, 2, s3, dt_i64(), 0);
+  tensor_init(&ids, 1, s1, dt_i64(), 0);
+  int64_t qs[3] = {T, H, 64};
+  Tensor q, a, b;
+  tensor_init(&q, 3, qs, dt_f32(), 0);
+  tensor_init(&a, 3, qs, dt_f32(), 0);
+  tensor_init(&b, 3, qs, dt_f32(), 0);
+  tensor_random(&q, &rng);
+  for (int comp = 0; comp < 3; ++comp) {
+    for (int64_t i = 0; i < 3 * T; ++i) ((int64_t*)ids3.storage)[i] = (int64_t)uniform(&rng, 0, 64);
+    memcpy(ids.storage, (int64_t*)ids3.storage + comp * T, (size_t)T * sizeof(int64_t));
+    ropejit_options m;
+    ropejit_options_init(&m);
+    m.mrope_section[comp] = 32;
+    tensor_poison(&a);
+    tensor_poison(&b);
+    check(ropejit_rope(&q.t, NULL, &a.t, NULL, &ids3.t, table, &m, NULL) == ROPEJIT_OK, "mrope: one section",
+          ropejit_last_error());
+    check(ropejit_rope(&q.t, NULL, &b.t, NULL, &ids.t, table, NULL, NULL) == ROPEJIT_OK, "mrope: plain ids",
+          ropejit_last_error());
+    check(memcmp(a.storage, b.storage, a.bytes) == 0, "mrope: all pairs on one component = its ids", "");
+  }
+  ropejit_options m;
+  ropejit_options_init(&m);
+  m.mrope_section[0] = 32;
+  check(ropejit_rope(&q.t, NULL, &a.t, NULL, &ids.t, table, &m, NULL) == ROPEJIT_ERROR_INVALID_ARGUMENT &&
+            strstr(ropejit_last_error(), "[3, tokens]") != NULL,
+        "mrope: [tokens] ids refused, naming the shape", ropejit_last_error());
+  ropejit_table_destroy(table);
+  Tensor* all[] = {&x, &y, &part, &ids3, &ids, &q, &a, &b};
+  for (size_t i = 0; i < sizeof all / sizeof *all; ++i) tensor_free(all[i]);
+}
+
 static void run_version(void) {
   check(ropejit_c_api_version() == ROPEJIT_C_API_VERSION, "ropejit_c_api_version matches the header", "");
   check(ropejit_version() && strchr(ropejit_version(), '.') != NULL, "ropejit_version", ropejit_version());
@@ -255,6 +328,7 @@ int main(void) {
   run_version();
   run_matrix();
   run_defaults_and_warm_up();
+  run_layout_options();
   run_error_tests();
   printf("test_capi: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
