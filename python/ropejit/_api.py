@@ -137,7 +137,10 @@ class _Prepared:
 
     def __del__(self):
         if self.handle:
-            L.prepared_destroy(self.handle)
+            try:
+                L.prepared_destroy(self.handle)
+            except Exception:  # noqa: BLE001 - at interpreter exit the library may be gone
+                pass
             self.handle = None
 
 
