@@ -17,7 +17,7 @@ struct Call {
   TensorView q, k;
   bool has_k = false;
   Positions positions;
-  CosSinTable table;
+  AngleSource table{CosSinTable{}};
   ropejit_options c_options;
   RopeOptions options;
   const TensorView* k_ptr() const { return has_k ? &k : nullptr; }

@@ -8,7 +8,7 @@
 
 namespace ropejit::capi {
 
-const CosSinTable& table_for(const ropejit_table* table, const Place& place) {
+const AngleSource& table_for(const ropejit_table* table, const Place& place) {
   if (!table) throw Error("table: null");
   if (!(table->place == place))
     throw Error(fmt::format("table: on {}, but q is on {}", place_name(table->place), place_name(place)));
@@ -42,6 +42,23 @@ ropejit_status ropejit_table_create(DLDevice device, int64_t max_position, int64
     DeviceScope scope(place);
     t->owned = std::make_unique<RopeTable>(place.backend, max_position, rotary_dim, theta, dt, place.device);
     t->view = t->owned->view();
+    *out = t.release();
+  });
+}
+
+ropejit_status ropejit_frequencies_create(DLDevice device, int64_t rotary_dim, double theta, int32_t angles,
+                                          ropejit_table** out) {
+  return guarded("ropejit_frequencies_create", [&] {
+    if (!out) throw Error("out: null");
+    *out = nullptr;
+    if (angles != ROPEJIT_ANGLES_EXACT && angles != ROPEJIT_ANGLES_HF_COMPAT)
+      throw Error(fmt::format("angles: {} is neither ROPEJIT_ANGLES_EXACT (1) nor ROPEJIT_ANGLES_HF_COMPAT (2)", angles));
+    Place place = place_of("device", device);
+    auto t = std::make_unique<ropejit_table>();
+    t->place = place;
+    DeviceScope scope(place);
+    t->frequencies = std::make_unique<FrequencyTable>(FrequencyTable::from_theta(place.backend, rotary_dim, theta, place.device));
+    t->view = AngleSource(t->frequencies->view(angles == ROPEJIT_ANGLES_EXACT ? AngleMode::exact : AngleMode::hf_compat));
     *out = t.release();
   });
 }
@@ -83,8 +100,9 @@ void ropejit_table_destroy(ropejit_table* table) {
 ropejit_status ropejit_table_shape(const ropejit_table* table, int64_t* max_position, int64_t* rotary_dim) {
   return guarded("ropejit_table_shape", [&] {
     if (!table) throw Error("table: null");
-    if (max_position) *max_position = table->view.max_position;
-    if (rotary_dim) *rotary_dim = table->view.rotary_dim;
+    const auto& v = table->view;
+    if (max_position) *max_position = v.in_kernel ? v.frequencies.max_position : v.table.max_position;
+    if (rotary_dim) *rotary_dim = v.in_kernel ? v.frequencies.rotary_dim : v.table.rotary_dim;
   });
 }
 

@@ -9,10 +9,11 @@
 struct ropejit_table {
   ropejit::capi::Place place;
   std::unique_ptr<ropejit::RopeTable> owned;  // null for a borrowed table
-  ropejit::CosSinTable view;
+  std::unique_ptr<ropejit::FrequencyTable> frequencies;  // set: angles computed in the kernel
+  ropejit::AngleSource view{ropejit::CosSinTable{}};
 };
 
 namespace ropejit::capi {
-// The table of a call on `place` (q's): throws unless it is there.
-const CosSinTable& table_for(const ropejit_table* table, const Place& place);
+// The table (or frequencies) of a call on `place` (q's): throws unless it is there.
+const AngleSource& table_for(const ropejit_table* table, const Place& place);
 }  // namespace ropejit::capi

@@ -89,6 +89,14 @@ ropejit_status ropejit_table_create(DLDevice device, int64_t max_position, int64
 /* Borrows your own cos and sin, each [max_position, rotary_dim / 2] float32 or bfloat16 with
  * contiguous rows, on one device: nothing is copied, and they must outlive the table. */
 ropejit_status ropejit_table_wrap(const DLTensor* cos, const DLTensor* sin, ropejit_table** out);
+/* C API 2. Frequencies instead of a table: inv_freq = theta^(-2i / rotary_dim), with cos and sin computed
+ * in the kernel (no table read, any position up to 2^32): ROPEJIT_ANGLES_EXACT forms each angle exactly
+ * (fixed-point turns), ROPEJIT_ANGLES_HF_COMPAT as HuggingFace does (f32 position x f32 inv_freq,
+ * rounded to f32). Taken wherever a table is. */
+#define ROPEJIT_ANGLES_EXACT 1
+#define ROPEJIT_ANGLES_HF_COMPAT 2
+ropejit_status ropejit_frequencies_create(DLDevice device, int64_t rotary_dim, double theta, int32_t angles,
+                                          ropejit_table** out);
 /* Frees the table (NULL is fine). Its memory must not be in use by queued work. */
 void ropejit_table_destroy(ropejit_table* table);
 /* The table's size: max_position and rotary_dim (either pointer may be NULL). */

@@ -41,25 +41,35 @@ _torch_call = _api.torch_call
 
 def apply_rope(q, k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox", inplace=True, out=None,
                stream=None, max_position=None, table=None, table_dtype="float32", rotary_offset=0,
-               mrope_section=None, mrope_interleaved=False):
+               mrope_section=None, mrope_interleaved=False, angles="table"):
     """Rotates q (and k) by each token's position; returns (q', k') (k' None without k).
 
     style "neox" rotates the halves (x[i], x[i + R/2]), "gptj" interleaved pairs (x[2i], x[2i+1]);
     rotary_dim (default head_dim - rotary_offset) elements from rotary_offset are rotated, the rest
     copied (DeepSeek's MLA: rotary_offset=128, rotary_dim=64 of a 192-dim head). mrope_section=(t, h, w)
     pair counts (Qwen2-VL; mrope_interleaved=True: Qwen3-VL) take positions [3, tokens] or
-    [3, batch, seq] of temporal, height and width ids."""
+    [3, batch, seq] of temporal, height and width ids. angles="exact" (or "hf_compat": HF's f32 angles)
+    computes cos and sin in the kernel from theta, with no table (table_dtype is then unused)."""
     return _rope(False, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table,
-                 table_dtype, _layout(rotary_offset, mrope_section, mrope_interleaved))
+                 _table_kind(table_dtype, angles), _layout(rotary_offset, mrope_section, mrope_interleaved))
 
 
 def apply_rope_backward(grad_q, grad_k=None, positions=None, *, theta=10000.0, rotary_dim=None, style="neox",
                         inplace=True, out=None, stream=None, max_position=None, table=None, table_dtype="float32",
-                        rotary_offset=0, mrope_section=None, mrope_interleaved=False):
+                        rotary_offset=0, mrope_section=None, mrope_interleaved=False, angles="table"):
     """RoPE's backward: the gradients of the outputs rotated by the negated angle (the inverse
     rotation) give those of the inputs. Arguments as apply_rope."""
     return _rope(True, grad_q, grad_k, positions, theta, rotary_dim, style, inplace, out, stream, max_position,
-                 table, table_dtype, _layout(rotary_offset, mrope_section, mrope_interleaved))
+                 table, _table_kind(table_dtype, angles), _layout(rotary_offset, mrope_section, mrope_interleaved))
+
+
+def _table_kind(table_dtype, angles):
+    """What ropejit builds for a call: a table of table_dtype, or (angles "exact" / "hf_compat") none."""
+    if angles == "table":
+        return table_dtype
+    if angles in ("exact", "hf_compat"):
+        return angles
+    raise Error("angles %r: use 'table', 'exact' or 'hf_compat'" % (angles,))
 
 
 def _layout(rotary_offset, mrope_section, mrope_interleaved):
@@ -101,9 +111,10 @@ def _rope(inverse, q, k, positions, theta, rotary_dim, style, inplace, out, stre
 
 def apply_qk_norm_rope(q, k, q_weight, k_weight=None, positions=None, *, eps=1e-6, one_plus_weight=False,
                        theta=10000.0, rotary_dim=None, style="neox", inplace=True, out=None, stream=None,
-                       max_position=None, table=None, table_dtype="float32"):
+                       max_position=None, table=None, table_dtype="float32", angles="table"):
     """Per-head RMSNorm of q and k (weights [head_dim], float32 or q's dtype; (1 + w) with
     one_plus_weight), then RoPE, in one pass: y = rope(x / sqrt(mean(x^2) + eps) * w). k may be None."""
+    table_dtype = _table_kind(table_dtype, angles)
     if table is None and isinstance(q, _Tensor):
         if _torch.routed(q, k, q_weight, k_weight):
             return _torch.norm_routed(q, k, q_weight, k_weight, positions, theta, rotary_dim, style, inplace, out,

@@ -90,6 +90,7 @@ status_name = _declare("ropejit_status_name", ctypes.c_char_p, _i32)
 options_init = _declare("ropejit_options_init", None, _p)
 table_create = _declare("ropejit_table_create", _i32, DLDevice, _i64, _i64, _f64, DLDataType, _p)
 table_wrap = _declare("ropejit_table_wrap", _i32, _p, _p, _p)
+frequencies_create = _declare("ropejit_frequencies_create", _i32, DLDevice, _i64, _f64, _i32, _p)
 table_destroy = _declare("ropejit_table_destroy", None, _p)
 table_shape = _declare("ropejit_table_shape", _i32, _p, _p, _p)
 # q, k, q_out, k_out, positions, table, options, stream

@@ -13,6 +13,7 @@ _retired = []  # handles still possibly in use
 _lock = threading.Lock()
 
 _DTYPES = {"float32": (2, 32), "bfloat16": (4, 16)}
+_ANGLES = {"exact": 1, "hf_compat": 2}  # angles= (ropejit_frequencies_create's modes)
 
 
 class Table:
@@ -60,13 +61,22 @@ def entry_for(dev_type, dev_id, theta, rotary_dim, dtype, positions_needed):
         size = max(DEFAULT_POSITIONS, entry[1] if entry else 0)
         while size < positions_needed:
             size *= 2
-        if dtype not in _DTYPES:
-            raise L.Error("table_dtype %r is not supported: use 'float32' or 'bfloat16'" % (dtype,))
         handle = ctypes.c_void_p()
-        status = L.table_create(L.DLDevice(dev_type, dev_id), size, rotary_dim, float(theta),
-                                L.DLDataType(*_DTYPES[dtype], 1), ctypes.byref(handle))
-        if status:
-            L.fail(status)
+        if dtype in _ANGLES:  # no table: cos and sin computed in the kernel, any position up to 2^32
+            status = L.frequencies_create(L.DLDevice(dev_type, dev_id), rotary_dim, float(theta), _ANGLES[dtype],
+                                          ctypes.byref(handle))
+            if status:
+                L.fail(status)
+            mp = ctypes.c_int64()
+            L.table_shape(handle.value, ctypes.byref(mp), None)
+            size = mp.value
+        else:
+            if dtype not in _DTYPES:
+                raise L.Error("table_dtype %r is not supported: use 'float32' or 'bfloat16'" % (dtype,))
+            status = L.table_create(L.DLDevice(dev_type, dev_id), size, rotary_dim, float(theta),
+                                    L.DLDataType(*_DTYPES[dtype], 1), ctypes.byref(handle))
+            if status:
+                L.fail(status)
         if entry is not None:
             _retired.append(entry[0])
         entry = _tables[key] = (handle.value, size)

@@ -89,6 +89,28 @@ class TestNumpy(unittest.TestCase):
             ropejit.apply_rope(q, None, ids, inplace=False, mrope_section=(16, 8))
         self.assertIn("mrope_section", str(cm.exception))
 
+    def test_angles_computed_in_the_kernel(self):
+        # angles="exact": exact angles at large positions against fp64; "hf_compat": HF's f32 angle
+        # (f32 position x f32 inv_freq, rounded to f32), whose cos and sin are then exact.
+        import reference as R
+
+        rng = np.random.default_rng(21)
+        D = 64
+        x = rng.uniform(-2, 2, (5, 2, D)).astype(np.float32)
+        ids = np.array([0, 7, 131071, 2 ** 24 + 1, 2 ** 31 - 1], dtype=np.int64)
+        inv = 10000.0 ** (-2.0 * np.arange(D // 2) / D)
+        exact = ids[:, None].astype(np.float64) * inv[None, :]
+        hf = (ids[:, None].astype(np.float32) * inv[None, :].astype(np.float32)).astype(np.float64)
+        for mode, angle in (("exact", exact), ("hf_compat", hf)):
+            y, _ = ropejit.apply_rope(x, None, ids, inplace=False, angles=mode)
+            # rows are indexed by token: a table [tokens, D/2] and positions 0..tokens-1
+            want = R.rope(x, np.arange(len(ids)), np.cos(angle), np.sin(angle))
+            n, msg = R.mismatches(y, want, "float32")
+            self.assertEqual(n, 0, "%s: %s" % (mode, msg))
+        with self.assertRaises(ropejit.Error) as cm:
+            ropejit.apply_rope(x, None, ids, inplace=False, angles="fast")
+        self.assertIn("angles 'fast'", str(cm.exception))
+
     def test_warm_up_writes_nothing(self):
         rng = np.random.default_rng(5)
         q = rng.uniform(-2, 2, (4, 2, 64)).astype(np.float32)

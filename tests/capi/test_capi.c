@@ -308,6 +308,62 @@ static void run_layout_options(void) {
   for (size_t i = 0; i < sizeof all / sizeof *all; ++i) tensor_free(all[i]);
 }
 
+/* Frequencies instead of a table (C API 2): exact angles against fp64 with the f32 table rounding
+ * added to the tolerance (2^-21 per unit of scale: the reference's cos/sin are rounded to f32, at
+ * most 2^-24 each); hf_compat at position 0 is the identity; a bad mode is refused. */
+static void run_frequencies(void) {
+  uint64_t rng = 17;
+  const int64_t T = 6, H = 3, D = 64;
+  int64_t qs[3] = {T, H, D};
+  Tensor q, out;
+  tensor_init(&q, 3, qs, dt_f32(), 0);
+  tensor_init(&out, 3, qs, dt_f32(), 0);
+  tensor_random(&q, &rng);
+  tensor_poison(&out);
+  DLDevice cpu = {kDLCPU, 0};
+  ropejit_table* freqs = NULL;
+  check(ropejit_frequencies_create(cpu, D, 10000.0, ROPEJIT_ANGLES_EXACT, &freqs) == ROPEJIT_OK && freqs,
+        "frequencies: exact", ropejit_last_error());
+  int64_t mp = 0, rd = 0;
+  check(ropejit_table_shape(freqs, &mp, &rd) == ROPEJIT_OK && rd == D && mp >= ((int64_t)1 << 31),
+        "frequencies: shape (positions up to 2^31 and beyond)", "");
+  ropejit_options opt;
+  ropejit_options_init(&opt);
+  opt.position_offset = 40;
+  check(ropejit_rope(&q.t, NULL, &out.t, NULL, NULL, freqs, &opt, NULL) == ROPEJIT_OK, "frequencies: rope",
+        ropejit_last_error());
+  RefTable table = ref_table(40 + T, D, 10000.0, dt_f32());
+  int64_t p[6];
+  for (int64_t t = 0; t < T; ++t) p[t] = 40 + t;
+  Ref r = ref_rope(&q, p, &table, ROPEJIT_STYLE_NEOX, D, 0, NULL, 0, 0);
+  r.relative = 0x1p-21;
+  char msg[256];
+  check(compare(&out, &r, msg, sizeof msg) == 0, "frequencies: exact angles against fp64", msg);
+  ropejit_table* hf = NULL;
+  check(ropejit_frequencies_create(cpu, D, 10000.0, ROPEJIT_ANGLES_HF_COMPAT, &hf) == ROPEJIT_OK && hf,
+        "frequencies: hf_compat", ropejit_last_error());
+  opt.position_offset = 0;
+  int64_t one[3] = {1, H, D};
+  Tensor q1, o1;
+  tensor_init(&q1, 3, one, dt_f32(), 0);
+  tensor_init(&o1, 3, one, dt_f32(), 0);
+  tensor_random(&q1, &rng);
+  tensor_poison(&o1);
+  ropejit_status st = ropejit_rope(&q1.t, NULL, &o1.t, NULL, NULL, hf, &opt, NULL);
+  check(st == ROPEJIT_OK, "frequencies: hf_compat rope", ropejit_last_error());
+  int same = 1;
+  for (int64_t i = 0; i < H * D; ++i) same &= memcmp((float*)q1.storage + i, (float*)o1.storage + i, sizeof(float)) == 0;
+  check(same, "frequencies: hf_compat at position 0 is the identity, bit for bit", "");
+  ropejit_table* bad = (ropejit_table*)&opt;
+  check(ropejit_frequencies_create(cpu, D, 10000.0, 3, &bad) == ROPEJIT_ERROR_INVALID_ARGUMENT &&
+            strstr(ropejit_last_error(), "angles: 3") != NULL && bad == NULL,
+        "frequencies: a bad mode refused, naming it", ropejit_last_error());
+  ref_free(&r), ref_table_free(&table);
+  ropejit_table_destroy(freqs);
+  ropejit_table_destroy(hf);
+  tensor_free(&q), tensor_free(&out), tensor_free(&q1), tensor_free(&o1);
+}
+
 static void run_version(void) {
   check(ropejit_c_api_version() == ROPEJIT_C_API_VERSION, "ropejit_c_api_version matches the header", "");
   check(ropejit_version() && strchr(ropejit_version(), '.') != NULL, "ropejit_version", ropejit_version());
@@ -329,6 +385,7 @@ int main(void) {
   run_matrix();
   run_defaults_and_warm_up();
   run_layout_options();
+  run_frequencies();
   run_error_tests();
   printf("test_capi: %d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
