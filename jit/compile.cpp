@@ -46,40 +46,47 @@ std::string build(const KernelDef& def, llvm::Module& module, lang::Target targe
 // statics outlive it.
 class WarmUp {
  public:
-  static void start() {
+  static void start() noexcept {
     const char* v = std::getenv("ROPEJIT_WARM_LLVM");
     if (v && std::string(v) == "0") return;
-    static WarmUp* warm = new WarmUp;  // never destroyed: exit() must not wait on it
-    (void)warm;
+    try {
+      // The target is found here, in the caller's thread: statics the thread uses are then made
+      // before the exit handler below, and destroyed after it.
+      const auto& props = runtime::device_props(0);
+      const auto target = ptx_target(props.sm, runtime::driver().version, props.name.c_str());
+      static WarmUp* warm = new WarmUp(target);  // never destroyed: exit() must not wait on it
+      (void)warm;
+    } catch (...) {  // nothing to warm (an old driver): the first kernel says why
+    }
   }
 
  private:
-  WarmUp() {
+  explicit WarmUp(codegen::PtxTarget target) {
     pthread_atfork(&WarmUp::wait, nullptr, nullptr);
-    std::atexit(&WarmUp::wait);  // before LLVM's statics are destroyed (registered after them)
-    std::thread([this] {
-      try {
-        const auto& props = runtime::device_props(0);
-        KernelDef def;
-        def.key = "ropejit_warm_up";
-        def.signature = Signature{Arg::pointer("x", DType::f32)};
-        def.threads = 32;
-        def.body = [](lang::Builder& b) {
-          lang::Value p = b.param("x") + b.thread_id() * 4;
-          b.store(p, b.load(p, 4, {.align = 16}) * 2.0, {.align = 16});
-        };
-        const auto target = ptx_target(props.sm, runtime::driver().version, props.name.c_str());
-        llvm::LLVMContext ctx;
-        llvm::Module module(def.symbol(), ctx);
-        codegen::configure_nvptx_module(module, target);
-        build(def, module, lang::Target::nvptx, def.symbol());
-        codegen::emit_ptx(module, target, /*record=*/false);
-      } catch (...) {  // nothing to warm (no device, an old driver): the first kernel says why
-      }
-      std::lock_guard<std::mutex> lock(mutex());
-      done() = true;
-      finished().notify_all();
-    }).detach();
+    std::atexit(&WarmUp::wait);
+    try {
+      std::thread([target] {
+        try {
+          KernelDef def;
+          def.key = "ropejit_warm_up";
+          def.signature = Signature{Arg::pointer("x", DType::f32)};
+          def.threads = 32;
+          def.body = [](lang::Builder& b) {
+            lang::Value p = b.param("x") + b.thread_id() * 4;
+            b.store(p, b.load(p, 4, {.align = 16}) * 2.0, {.align = 16});
+          };
+          llvm::LLVMContext ctx;
+          llvm::Module module(def.symbol(), ctx);
+          codegen::configure_nvptx_module(module, target);
+          build(def, module, lang::Target::nvptx, def.symbol());
+          codegen::emit_ptx(module, target, /*record=*/false);
+        } catch (...) {
+        }
+        finish();
+      }).detach();
+    } catch (...) {  // no thread (a thread limit): nothing to wait for
+      finish();
+    }
   }
   static std::mutex& mutex() {
     static auto* m = new std::mutex;
@@ -92,6 +99,11 @@ class WarmUp {
   static bool& done() {
     static bool d = false;
     return d;
+  }
+  static void finish() {
+    std::lock_guard<std::mutex> lock(mutex());
+    done() = true;
+    finished().notify_all();
   }
   static void wait() {
     std::unique_lock<std::mutex> lock(mutex());

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <memory>
 
 #include "ropejit/device.hpp"
@@ -48,10 +50,22 @@ WAIT:
 }
 )";
 
+// Loaded once per context (a function belongs to the context it was resolved in).
 void hold(CUstream stream, uint64_t ns) {
-  static const runtime::Module kernel = runtime::Module::load(kHoldPtx, "the timing hold kernel", "ropejit_hold");
+  static std::mutex mutex;
+  static std::map<CUcontext, runtime::Module> kernels;
+  CUcontext ctx = nullptr;
+  check(driver().cuCtxGetCurrent(&ctx), "cuCtxGetCurrent");
+  CUfunction f = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = kernels.find(ctx);
+    if (it == kernels.end())
+      it = kernels.emplace(ctx, runtime::Module::load(kHoldPtx, "the timing hold kernel", "ropejit_hold")).first;
+    f = it->second.function();
+  }
   void* args[] = {&ns};
-  check(driver().cuLaunchKernel(kernel.function(), 1, 1, 1, 1, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel");
+  check(driver().cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, stream, args, nullptr), "cuLaunchKernel");
 }
 
 std::vector<double> time_loop(const std::function<void(CUstream)>& run, int warmup, int reps, CUstream stream) {

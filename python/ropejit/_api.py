@@ -124,6 +124,7 @@ _stream = D.torch_stream
 _bump = D.torch_bump_versions
 _launch = L.prepared_launch
 _DATA = struct.Struct("<QQQQQq")  # ropejit_data: q, k, q_out, k_out, positions, position_offset
+_SLOT_DATA = struct.Struct("<Q")  # a DLTensor's data pointer, the first field of its slot
 
 
 class _Prepared:
@@ -162,20 +163,33 @@ def _meta(t):
     return t.dtype, t.device, t.shape, t.stride()
 
 
-def _make_handle(c, need):
+def _make_handle(c, need, pointers=None):
     """Prepares c's C call with a table covering positions [0, need) (the same rows in a larger
-    table when it grows; the old handle is freed, launches already queued are unaffected)."""
-    table, c.size = T.entry_for(*c.table, need)
+    table when it grows; the old handle is freed, launches already queued are unaffected).
+    `pointers` (slot -> data pointer): this call's data, written into the DLTensors first, since
+    preparing reads host ids and checks the pointers."""
+    for index, ptr in (pointers or {}).items():
+        _SLOT_DATA.pack_into(c.raw, D.SLOT * index, ptr)
+    table, size = T.entry_for(*c.table, need)
     args = list(c.args)
     args[-2] = table
-    c.args = tuple(args)
+    args = tuple(args)
     handle = ctypes.c_void_p()
-    status = c.prepare(*c.args, ctypes.byref(handle))
+    status = c.prepare(*args, ctypes.byref(handle))
     if status:
         L.fail(status)
     if c.handle:
         L.prepared_destroy(c.handle)
-    c.handle = handle.value
+    c.handle, c.args, c.size = handle.value, args, size
+
+
+def _pointers(q, k, q_out, k_out, ids):
+    """This call's data pointers by slot, for a prepared call made again."""
+    out = {D.Q: q.data_ptr()}
+    for index, t in ((D.K, k), (D.Q_OUT, q_out), (D.K_OUT, k_out), (D.POS, ids)):
+        if t is not None:
+            out[index] = t.data_ptr()
+    return out
 
 
 def _prepare(op, tensors, config):
@@ -267,7 +281,10 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
         if None in extra:
             return None
         bits = qp | kp | (q_out.data_ptr() if q_out is not None else 0) | (k_out.data_ptr() if k_out is not None else 0)
-        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, extra, bits & 15)
+        # The norm's weights are fixed by the prepared call: their addresses are part of the key (one
+        # entry per layer's weights).
+        weights = (q_weight.data_ptr() if q_weight is not None else 0, k_weight.data_ptr() if k_weight is not None else 0)
+        key = (id(op), config, q.dtype, q.device, q.shape, q.stride(), km, pm, extra, bits & 15, weights)
     prepared = _local.prepared
     c = prepared.get(key)
     if c is None:
@@ -279,11 +296,11 @@ def torch_call(op, q, k, positions, config, out=None, q_weight=None, k_weight=No
         prepared[key] = c
     if ids is None:
         if offset + c.seq > c.size:
-            _make_handle(c, offset + c.seq)
+            _make_handle(c, offset + c.seq, _pointers(q, k, q_out, k_out, None))
     elif c.host_ids:
         need = int(ids.max()) + 1
         if need > c.size:
-            _make_handle(c, need)
+            _make_handle(c, need, _pointers(q, k, q_out, k_out, ids))
     w = c.words
     w[0] = qp
     w[1] = kp

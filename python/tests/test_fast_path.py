@@ -78,6 +78,27 @@ class TestFastPath(unittest.TestCase):
         self.rotate(rand((3, 2, 32), 5), None, torch.tensor([7, 40000, 3]))  # host ids are read for their max
         self.rotate(rand((3, 2, 32), 6), None, torch.tensor([1, 2, 3]))
 
+    def test_norm_weights_of_each_layer(self):
+        # Layers share shapes but not weights: each call must use its own (the prepared call fixes them).
+        for layer in range(3):
+            q, k = rand((5, 4, 64), 60 + layer), rand((5, 2, 64), 70 + layer)
+            wq, wk = rand((64,), 80 + layer) + 1.5, rand((64,), 90 + layer) + 1.5
+            qb, kb = q.double().numpy(), k.double().numpy()
+            ropejit.apply_qk_norm_rope(q, k, wq, wk, 3)
+            cos, sin = R.table(8, 64)
+            for got, before, w in ((q, qb, wq), (k, kb, wk)):
+                n, msg = R.mismatches(got.double().numpy(), R.rope(before, 3, cos, sin, weight=w.double().numpy()),
+                                      "float32")
+                self.assertEqual(n, 0, "layer %d: %s" % (layer, msg))
+
+    def test_table_grows_with_this_calls_ids(self):
+        # Growing re-prepares the call: with this call's ids (host ids are read), not the first's.
+        q = rand((3, 2, 32), 11)
+        first = torch.tensor([1, 2, 3])
+        self.rotate(q, None, first)
+        del first
+        self.rotate(rand((3, 2, 32), 12), None, torch.tensor([5, 70000, 9]))
+
     def test_reused_key_refuses_bad_input_and_writes_nothing(self):
         q, k = rand((6, 4, 64), 7), rand((6, 2, 64), 8)
         ropejit.apply_rope(q.clone(), k.clone(), torch.arange(6))
