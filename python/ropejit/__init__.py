@@ -74,13 +74,15 @@ def _table_kind(table_dtype, angles):
 
 def _layout(rotary_offset, mrope_section, mrope_interleaved):
     """(rotary_offset, mrope_section, mrope_interleaved) as the C options take them."""
-    if mrope_section is None:
-        mrope = (0, 0, 0)
-    else:
-        mrope = tuple(int(s) for s in mrope_section)
-        if len(mrope) != 3:
-            raise Error("mrope_section: %r; give the (temporal, height, width) pair counts" % (mrope_section,))
-    return int(rotary_offset), mrope, bool(mrope_interleaved)
+    try:
+        offset = int(rotary_offset)
+        mrope = (0, 0, 0) if mrope_section is None else tuple(int(s) for s in mrope_section)
+    except (TypeError, ValueError):
+        raise Error("rotary_offset %r / mrope_section %r: give a whole number and three pair counts"
+                    % (rotary_offset, mrope_section)) from None
+    if len(mrope) != 3:
+        raise Error("mrope_section: %r; give the (temporal, height, width) pair counts" % (mrope_section,))
+    return offset, mrope, bool(mrope_interleaved)
 
 
 def _rope(inverse, q, k, positions, theta, rotary_dim, style, inplace, out, stream, max_position, table, table_dtype,

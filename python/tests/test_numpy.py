@@ -88,6 +88,9 @@ class TestNumpy(unittest.TestCase):
         with self.assertRaises(ropejit.Error) as cm:
             ropejit.apply_rope(q, None, ids, inplace=False, mrope_section=(16, 8))
         self.assertIn("mrope_section", str(cm.exception))
+        for bad in ({"mrope_section": ("a", 8, 8)}, {"rotary_offset": "x"}, {"mrope_section": 5}):
+            with self.assertRaises(ropejit.Error):  # never a foreign exception
+                ropejit.apply_rope(q, None, ids, inplace=False, **bad)
 
     def test_angles_computed_in_the_kernel(self):
         # angles="exact": exact angles at large positions against fp64; "hf_compat": HF's f32 angle
